@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Idempotent set-up for mesh-testbed on Debian 12 (root). Skips what is already done.
+# Used by `make setup` (and so by `make demo` / `make test`) and by the Vagrantfile.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+log() { printf '[provision] %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "provision.sh must run as root (try: sudo make setup)" >&2
+  exit 2
+fi
+
+# --- Debian packages -------------------------------------------------------
+PKGS=(python3 python3-venv python3-bpfcc bpftool libbpf1 iproute2 iptables util-linux
+      procps hey wabt curl make)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+# Kernel headers for bcc: the running kernel's own package when Debian has one,
+# else Debian's generic headers linked in place (kernels built elsewhere ship none).
+KVER="$(uname -r)"
+need_headers=0
+[ -e "/lib/modules/$KVER/build/include/linux/kconfig.h" ] || need_headers=1
+
+if [ ${#missing[@]} -gt 0 ] || [ "$need_headers" = 1 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  log "apt-get update"
+  apt-get update -qq
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing: ${missing[*]}"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ "$need_headers" = 1 ]; then
+  if apt-cache show "linux-headers-$KVER" >/dev/null 2>&1; then
+    log "installing linux-headers-$KVER"
+    apt-get install -y -qq --no-install-recommends "linux-headers-$KVER" >/dev/null
+  else
+    log "no headers package for $KVER: linking Debian's generic headers"
+    apt-get install -y -qq --no-install-recommends linux-headers-amd64 >/dev/null
+    hdr="$(ls -d /usr/src/linux-headers-*-amd64 | sort -V | tail -n 1)"
+    common="${hdr%-amd64}-common"
+    mkdir -p "/lib/modules/$KVER"
+    ln -sfn "$hdr" "/lib/modules/$KVER/build"
+    ln -sfn "$common" "/lib/modules/$KVER/source"
+  fi
+fi
+
+# --- Python venv (Debian's python3, so that bcc is visible) ----------------
+stamp="$VENV/.provisioned"
+want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  log "venv up to date"
+else
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV"
+    /usr/bin/python3 -m venv --system-site-packages "$VENV"
+  fi
+  log "installing the project and its pinned dependencies"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[test]"
+  echo "$want" > "$stamp"
+fi
+log "ready"

@@ -1,0 +1,1 @@
+"""mesh-testbed: measure service-mesh data planes on network namespaces."""

@@ -1,0 +1,92 @@
+"""cgroup v2 directories for pods and proxies. Every run has one directory named after its
+run id; pods (and, later, proxies) get leaves below it. BPF programs attach to pod leaves."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import TestbedError
+from ..wait import wait_for
+
+
+def root() -> str:
+    """The cgroup2 mount: /sys/fs/cgroup on a unified host, elsewhere e.g. /sys/fs/cgroup/unified."""
+    mounts = []
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            dev, mnt, fstype = line.split()[:3]
+            if fstype == "cgroup2":
+                mounts.append(mnt)
+    if not mounts:
+        raise TestbedError("no cgroup v2 hierarchy is mounted (mount -t cgroup2 none /sys/fs/cgroup/unified)")
+    return "/sys/fs/cgroup" if "/sys/fs/cgroup" in mounts else mounts[0]
+
+
+def path(rel: str) -> str:
+    return os.path.join(root(), rel)
+
+
+def create(rel: str) -> str:
+    p = path(rel)
+    os.makedirs(p, exist_ok=True)
+    return p
+
+
+def procs(rel: str) -> list[int]:
+    """Every pid in the cgroup and its descendants."""
+    out = []
+    for dirpath, _dirs, _files in os.walk(path(rel)):
+        try:
+            with open(os.path.join(dirpath, "cgroup.procs")) as f:
+                out += [int(x) for x in f.read().split()]
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def kill_all(rel: str, timeout: float = 5.0) -> int:
+    """SIGKILL every process in the subtree and wait until it is empty. Returns how many there were."""
+    p = path(rel)
+    if not os.path.isdir(p):
+        return 0
+    victims = procs(rel)
+    if not victims:
+        return 0
+    kill_file = os.path.join(p, "cgroup.kill")
+    if os.path.exists(kill_file):
+        with open(kill_file, "w") as f:
+            f.write("1")
+    else:  # kernels before 5.14
+        for pid in victims:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+    wait_for(lambda: not procs(rel), timeout, f"the processes of cgroup {p} to exit")
+    return len(victims)
+
+
+def remove(rel: str) -> bool:
+    """rmdir the subtree, leaves first. True when it existed."""
+    p = path(rel)
+    if not os.path.isdir(p):
+        return False
+    for dirpath, _dirs, _files in sorted(os.walk(p), key=lambda w: -w[0].count("/")):
+        os.rmdir(dirpath)
+    return True
+
+
+def list_tagged(prefix: str) -> list[str]:
+    try:
+        return sorted(d for d in os.listdir(root()) if d.startswith(prefix) and os.path.isdir(path(d)))
+    except (FileNotFoundError, TestbedError):
+        return []
+
+
+def of_pid(pid: int) -> str:
+    """The cgroup v2 path (relative) a process is in."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return line.strip()[3:].lstrip("/")
+    return ""

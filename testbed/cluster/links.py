@@ -1,0 +1,95 @@
+"""Links, addresses and routes of the cluster, like a host-gateway CNI.
+
+  fabric ns:  br0 ── n-<node> ┄┄ eth0 (node ns, fabric IP)
+  node ns:    br0 (gateway of the node's pod /24) ── p-<pod> ┄┄ eth0 (pod ns, pod IP/32)
+
+Pods hold a /32 and reach everything through their node's gateway, so every packet a pod
+sends is routed by its node (where service translation, and later node proxies, sit), even
+to a pod on the same node. Nodes route each other's pod subnets over the fabric. No
+namespace has a default route: pods route only the testbed's 198.18.0.0/15; the root namespace is not touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from pyroute2 import IPRoute
+
+from . import netns
+from .plan import BRIDGE, CLUSTER_NET, FABRIC_NET, NODE_IF, ClusterPlan, NodePlan, PodPlan
+
+SCOPE_LINK = 253
+
+NODE_SYSCTLS = {
+    "net.ipv4.ip_forward": 1,
+    # pods on one bridge talk through the gateway on purpose: no redirects to shortcut it
+    "net.ipv4.conf.all.send_redirects": 0,
+    "net.ipv4.conf.default.send_redirects": 0,
+    "net.ipv6.conf.all.disable_ipv6": 1,
+    "net.ipv6.conf.default.disable_ipv6": 1,
+    # bridged frames skip iptables: service translation happens where pods' packets are
+    # routed, so a pod calling its own service (hairpin) works like any other call
+    "net.bridge.bridge-nf-call-iptables": 0,
+}
+FABRIC_SYSCTLS = {"net.bridge.bridge-nf-call-iptables": 0, "net.ipv6.conf.all.disable_ipv6": 1}
+POD_SYSCTLS = {
+    "net.ipv4.conf.all.accept_redirects": 0,
+    "net.ipv6.conf.all.disable_ipv6": 1,
+    "net.ipv6.conf.default.disable_ipv6": 1,
+}
+
+
+@contextlib.contextmanager
+def netlink(ns_name: str) -> Iterator[IPRoute]:
+    """A netlink socket bound to namespace `ns_name` (opened from inside it; no helper process)."""
+    with netns.entered(ns_name):
+        ipr = IPRoute()
+    try:
+        yield ipr
+    finally:
+        ipr.close()
+
+
+def _up(ns: IPRoute, ifname: str) -> int:
+    idx = ns.link_lookup(ifname=ifname)[0]
+    ns.link("set", index=idx, state="up")
+    return idx
+
+
+def build_fabric(plan: ClusterPlan) -> None:
+    with netlink(plan.fabric_netns) as ns:
+        _up(ns, "lo")
+        ns.link("add", ifname=BRIDGE, kind="bridge")
+        br = _up(ns, BRIDGE)
+        for node in plan.nodes:
+            ns.link("add", ifname=node.fabric_if, kind="veth",
+                    peer={"ifname": NODE_IF, "net_ns_fd": node.netns})
+            ns.link("set", index=ns.link_lookup(ifname=node.fabric_if)[0], master=br, state="up")
+
+
+def build_node(plan: ClusterPlan, node: NodePlan) -> None:
+    """The node's fabric address and routes, its pod bridge, and one veth per pod."""
+    with netlink(node.netns) as ns:
+        _up(ns, "lo")
+        eth = _up(ns, NODE_IF)
+        ns.addr("add", index=eth, address=node.fabric_ip, prefixlen=FABRIC_NET.prefixlen)
+        ns.link("add", ifname=BRIDGE, kind="bridge")
+        br = _up(ns, BRIDGE)
+        ns.addr("add", index=br, address=node.gateway, prefixlen=24)
+        for other in plan.nodes:
+            if other.name != node.name:
+                ns.route("add", dst=other.pod_cidr, gateway=other.fabric_ip)
+        for pod in plan.pods_on(node.name):
+            ns.link("add", ifname=pod.host_if, kind="veth", peer={"ifname": NODE_IF, "net_ns_fd": pod.netns})
+            ns.link("set", index=ns.link_lookup(ifname=pod.host_if)[0], master=br, state="up")
+
+
+def build_pod(node: NodePlan, pod: PodPlan) -> None:
+    with netlink(pod.netns) as ns:
+        _up(ns, "lo")
+        eth = _up(ns, NODE_IF)
+        ns.addr("add", index=eth, address=pod.ip, prefixlen=32)
+        ns.route("add", dst=f"{node.gateway}/32", oif=eth, scope=SCOPE_LINK)
+        # only the testbed's range goes to the node; anything else has no route at all
+        ns.route("add", dst=str(CLUSTER_NET), gateway=node.gateway)

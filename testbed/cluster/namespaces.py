@@ -1,0 +1,130 @@
+"""The namespace backend: builds a plan as Linux network namespaces, veths, bridges, cgroups
+and workload agents, and tears it down again. Teardown finds the run's objects by their tag,
+so it also removes what a build interrupted half-way had created."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from .. import naming
+from ..state import Run
+from ..wait import wait_for
+from . import agentctl, cgroups, links, netns, procs, services
+from .plan import ClusterPlan, PodPlan
+
+Progress = Callable[[str], None]
+AGENT_READY_TIMEOUT = 10.0
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+class NamespaceCluster:
+    """The cluster stage on this machine. `build()` creates everything in the plan,
+    `teardown()` removes everything tagged with the run id; both are safe to call again."""
+
+    def __init__(self, plan: ClusterPlan, run: Run):
+        self.plan = plan
+        self.run = run
+
+    # ------------------------------------------------------------------ build
+    def build(self, progress: Progress = _quiet) -> dict:
+        """Create the cluster; returns timings (seconds) of each step."""
+        plan, t = self.plan, {}
+        t0 = time.monotonic()
+        cgroups.create(plan.cgroup)
+        for pod in plan.pods:
+            cgroups.create(pod.cgroup)
+        progress(f"creating {len(plan.namespaces())} namespaces")
+        for name in reversed(plan.namespaces()):  # fabric, nodes, pods
+            netns.create(name)
+        t["namespaces"] = time.monotonic() - t0
+
+        progress("wiring the fabric, nodes and pods")
+        netns.sysctl(plan.fabric_netns, links.FABRIC_SYSCTLS)
+        links.build_fabric(plan)
+        for node in plan.nodes:
+            netns.sysctl(node.netns, links.NODE_SYSCTLS)
+            links.build_node(plan, node)
+            services.install(plan, node)
+        for pod in plan.pods:
+            netns.sysctl(pod.netns, links.POD_SYSCTLS)
+            links.build_pod(plan.node(pod.node), pod)
+        t["links"] = time.monotonic() - t0 - t["namespaces"]
+
+        progress(f"starting {len(plan.pods)} workload agents")
+        t1 = time.monotonic()
+        pids = {pod.name: self._start_agent(pod).pid for pod in plan.pods}
+        self.wait_ready(plan.pods)
+        t["agents"] = time.monotonic() - t1
+        t["total"] = time.monotonic() - t0
+        return {"timings": t, "agents": pids}
+
+    def _start_agent(self, pod: PodPlan):
+        argv = [sys.executable, "-I", "-S", agentctl.AGENT_SCRIPT, "--run", self.plan.run_id,
+                "--pod", pod.name, "--service", pod.service, "--node", pod.node,
+                "--port", str(pod.port), "--control", self.run.agent_socket(pod.name)]
+        return procs.spawn(argv, pod.netns, pod.cgroup, log=self.run.log(pod.name))
+
+    def wait_ready(self, pods: Sequence[PodPlan], timeout: float = AGENT_READY_TIMEOUT) -> None:
+        pending = {p.name for p in pods}
+
+        def all_answer():
+            for name in sorted(pending):
+                try:
+                    agentctl.ping(self.run.agent_socket(name))
+                    pending.discard(name)
+                except OSError:
+                    pass
+            return not pending
+
+        wait_for(all_answer, timeout, lambda: f"workload agents {sorted(pending)} to answer")
+
+    # ------------------------------------------------------------------ use
+    def exec(self, pod: str, argv: Sequence[str]) -> int:
+        """Run argv inside the pod's namespace and cgroup, attached to this terminal."""
+        p = self.plan.pod(pod)
+        child = procs.spawn(argv, p.netns, p.cgroup, daemon=False)
+        return child.wait()
+
+    def call(self, pod: str, url: str, count: int = 1, timeout: float = 2.0) -> list[dict]:
+        """HTTP GETs made by the pod's own client (see agent.py)."""
+        return agentctl.call(self.run.agent_socket(pod), url, count, timeout)
+
+    # ------------------------------------------------------------------ teardown
+    def teardown(self) -> list[str]:
+        return sweep(self.plan.run_id)
+
+
+def sweep(run_id: str | None = None) -> list[str]:
+    """Remove every process, namespace and cgroup tagged with the run id (every run when
+    None). Needs no state: names carry the tag. Returns what it removed."""
+    prefix = naming.run_prefix(run_id) if run_id else f"{naming.TAG}-"
+    cg_prefix = naming.run_cgroup(run_id) if run_id else f"{naming.TAG}-"
+    removed: list[str] = []
+    spaces = netns.list_tagged(prefix)
+    groups = [g for g in cgroups.list_tagged(cg_prefix) if run_id is None or g == cg_prefix]
+    # 1. processes: everything in the run's cgroups, then anything else still in its namespaces
+    for group in groups:
+        n = cgroups.kill_all(group)
+        if n:
+            removed.append(f"{n} processes in cgroup {group}")
+    inodes = {i for i in (netns.inode(s) for s in spaces) if i is not None}
+    stray = [pid for pid in procs.in_netns(inodes) if pid != os.getpid()]
+    if stray:
+        procs.kill(stray)
+        wait_for(lambda: not procs.in_netns(inodes), 5, f"processes {stray} to exit")
+        removed.append(f"{len(stray)} processes in the run's namespaces")
+    # 2. namespaces (their links, bridges and routes go with them), pods first
+    for name in sorted(spaces, key=lambda s: ("-p-" not in s, "-n-" not in s, s)):
+        if netns.delete(name):
+            removed.append(f"namespace {name}")
+    # 3. cgroups
+    for group in groups:
+        if cgroups.remove(group):
+            removed.append(f"cgroup {group}")
+    return removed

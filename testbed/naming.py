@@ -1,0 +1,67 @@
+"""Names of everything the testbed creates. Every name carries the run id, so that clean-up
+finds objects by that tag alone (no state needed); interface names fit IFNAMSIZ."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from .errors import TestbedError
+
+TAG = "tb"  # every namespace, cgroup, pin and run directory starts with this
+IFNAMSIZ = 15  # usable characters of a Linux interface name
+RUN_ID_RE = re.compile(r"^[a-z0-9]{1,10}$")
+
+# Interface-name prefixes inside our namespaces: the node side of a pod's veth is
+# "p-<pod>", the fabric side of a node's veth is "n-<node>".
+POD_IF_PREFIX = "p-"
+NODE_IF_PREFIX = "n-"
+MAX_POD_NAME = IFNAMSIZ - len(POD_IF_PREFIX)
+MAX_NODE_NAME = IFNAMSIZ - len(NODE_IF_PREFIX)
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(3)
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID_RE.match(run_id):
+        raise TestbedError(
+            f"run id {run_id!r} is not valid: use 1-10 characters of a-z and 0-9"
+        )
+    return run_id
+
+
+def run_prefix(run_id: str) -> str:
+    """The tag every object of this run starts with."""
+    return f"{TAG}-{run_id}-"
+
+
+def fabric_netns(run_id: str) -> str:
+    return f"{TAG}-{run_id}-fabric"
+
+
+def node_netns(run_id: str, node: str) -> str:
+    return f"{TAG}-{run_id}-n-{node}"
+
+
+def pod_netns(run_id: str, pod: str) -> str:
+    return f"{TAG}-{run_id}-p-{pod}"
+
+
+def run_cgroup(run_id: str) -> str:
+    """cgroup v2 directory (relative to the cgroup2 mount) holding every process of the run."""
+    return f"{TAG}-{run_id}"
+
+
+def ifname(prefix: str, name: str) -> str:
+    full = f"{prefix}{name}"
+    if len(full) > IFNAMSIZ:
+        raise TestbedError(f"interface name {full!r} is longer than {IFNAMSIZ} characters")
+    return full
+
+
+def run_id_of(name: str) -> str | None:
+    """The run id carried by a tagged name such as 'tb-ab12cd-n-n1' or 'tb-ab12cd'."""
+    m = re.match(rf"^{TAG}-([a-z0-9]{{1,10}})(-|$)", name)
+    return m.group(1) if m else None

@@ -1,0 +1,125 @@
+"""Runs composed of stages (DESIGN.md's data flow). Each stage registers its teardown before
+it acts, on one ExitStack, so a failure or Ctrl-C at any point unwinds what was made.
+
+Stages today: cluster. The mesh, redirect, traffic, chaos and measure stages slot in after it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+from . import naming
+from .cluster import namespaces
+from .cluster.plan import make_plan
+from .errors import NotRootError, TestbedError
+from .spec import load_cluster
+from .state import Run, list_runs, resolve
+
+ARCHITECTURES = ("none", "sidecar", "node", "node-sa", "ambient")
+REDIRECTS = ("ebpf", "iptables")
+BUILT_ARCHITECTURES = ("none",)
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise NotRootError("the testbed needs root (namespaces, cgroups, BPF): run it with sudo")
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM unwinds like Ctrl-C, so teardown runs either way."""
+    owner = os.getpid()
+
+    def handler(signum, frame):
+        if os.getpid() != owner:  # a forked helper (e.g. a library's) inherited this handler
+            os._exit(128 + signum)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def up(spec_path: str | Path, arch: str = "none", redirect: str = "ebpf", run_id: str | None = None,
+       progress=lambda msg: None) -> dict:
+    """Build a run and leave it running. Returns its status. On any failure (or Ctrl-C)
+    everything created so far is removed before the error propagates."""
+    spec = load_cluster(spec_path)  # a bad spec fails here, before anything exists
+    if arch not in ARCHITECTURES:
+        raise TestbedError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHITECTURES)})")
+    if arch not in BUILT_ARCHITECTURES:
+        raise TestbedError(f"architecture {arch!r} is not available yet in this version "
+                           f"(available: {', '.join(BUILT_ARCHITECTURES)})")
+    if redirect not in REDIRECTS:
+        raise TestbedError(f"unknown redirect {redirect!r} (choose from {', '.join(REDIRECTS)})")
+    require_root()
+    run_id = naming.check_run_id(run_id) if run_id else naming.new_run_id()
+    plan = make_plan(spec, run_id)
+    with sigterm_as_interrupt(), contextlib.ExitStack() as stack:
+        t0 = time.monotonic()
+        run = Run.create(run_id)
+        stack.callback(run.remove)
+        run.save({"status": "building", "architecture": arch, "redirect": redirect,
+                  "spec_path": str(spec_path), "spec_text": Path(spec_path).read_text(),
+                  "created": time.time(), "pid": os.getpid()})
+        cluster = namespaces.NamespaceCluster(plan, run)
+        stack.callback(cluster.teardown)
+        built = cluster.build(progress)
+        timings = dict(built["timings"], up=time.monotonic() - t0)
+        run.update(status="up", agents=built["agents"], timings=timings)
+        stack.pop_all()  # success: leave it running
+    return status(run.run_id)
+
+
+def down(run_id: str | None = None) -> list[str]:
+    """Tear a run down (idempotent): everything tagged with its id goes."""
+    require_root()
+    run = resolve(run_id)
+    removed = namespaces.sweep(run.run_id)
+    if run.remove():
+        removed.append(f"run directory {run.dir}")
+    return removed
+
+
+def clean(run_id: str | None = None) -> list[str]:
+    """Remove every object carrying the testbed's tag (of one run, or of all), state or not."""
+    require_root()
+    removed = namespaces.sweep(naming.check_run_id(run_id) if run_id else None)
+    for rid in [run_id] if run_id else list_runs():
+        if Run(rid).remove():
+            removed.append(f"run directory {Run(rid).dir}")
+    return removed
+
+
+def status(run_id: str | None = None) -> dict:
+    run = resolve(run_id)
+    state = run.load()
+    plan = run.plan()
+    return {
+        "run": run.run_id,
+        "status": state.get("status"),
+        "architecture": state.get("architecture"),
+        "redirect": state.get("redirect"),
+        "spec": state.get("spec_path"),
+        "fabric": {"netns": plan.fabric_netns},
+        "nodes": [{"name": n.name, "ip": n.fabric_ip, "netns": n.netns, "podCIDR": n.pod_cidr}
+                  for n in plan.nodes],
+        "pods": [{"name": p.name, "service": p.service, "serviceAccount": p.service_account,
+                  "node": p.node, "ip": p.ip, "netns": p.netns, "cgroup": p.cgroup,
+                  "pid": state.get("agents", {}).get(p.name)} for p in plan.pods],
+        "services": [{"name": s.name, "vip": s.vip, "port": s.port, "serviceAccount": s.service_account,
+                      "pods": list(s.pods)} for s in plan.services],
+        "calls": [{"from": c.source, "to": c.target} for c in plan.spec.calls],
+        "proxies": [],
+        "timings": state.get("timings", {}),
+    }
+
+
+def cluster_of(run_id: str | None = None) -> namespaces.NamespaceCluster:
+    run = resolve(run_id)
+    return namespaces.NamespaceCluster(run.plan(), run)
