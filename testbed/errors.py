@@ -5,6 +5,8 @@ class TestbedError(Exception):
     """A failure a user can act on; its message says what went wrong and, where possible, how
     to fix it."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
 
 class SpecError(TestbedError):
     """A spec file is invalid. Holds every problem found, each with file, line and field."""

@@ -1,0 +1,224 @@
+"""`testbed`: the command line. Thin: it parses, calls the library, and talks to people
+(progress on stderr, results on stdout, `--json` where scripts read the output)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import doctor as doctor_mod
+from . import runner, spec
+from .errors import NotRootError, SpecError, TestbedError
+from .traffic import matrix
+
+DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "experiments" / "clusters" / "shop.yaml"
+
+
+def _progress(msg: str) -> None:
+    click.echo(f"  .. {msg}", err=True)
+
+
+class Group(click.Group):
+    """Turns the library's errors into one clear message and an exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except NotRootError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except SpecError as exc:
+            click.echo("error: the spec is not valid:", err=True)
+            for problem in exc.problems:
+                click.echo(f"  {problem}", err=True)
+            sys.exit(1)
+        except TestbedError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted: everything this command had created was removed", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """A testbed for service-mesh data planes: a cluster of network namespaces, real Envoy in
+    the chosen architecture, real eBPF or iptables redirection, faults and their blast radius.
+
+    \b
+    Typical session (as root):
+      testbed doctor                       # can this machine run it?
+      testbed up experiments/clusters/shop.yaml
+      testbed status                       # pods, services, addresses
+      testbed exec frontend-0 -- curl -s http://198.18.128.2:8080/
+      testbed down
+    """
+
+
+run_option = click.option("--run", "run_id", metavar="ID",
+                          help="The run to act on (may be left out when one run exists).")
+
+
+@main.command()
+def doctor():
+    """Check that this machine can run the testbed: root, kernel features, bcc, Envoy, tools."""
+    failed = 0
+    for check in doctor_mod.run_checks():
+        mark = "ok  " if check.ok else "FAIL"
+        click.echo(f"[{mark}] {check.name}: {check.detail}")
+        if not check.ok:
+            failed += 1
+            click.echo(f"       hint: {check.hint}")
+    if failed:
+        click.echo(f"{failed} check(s) failed", err=True)
+        sys.exit(1)
+    click.echo("all checks passed")
+
+
+@main.command()
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+def validate(spec_file):
+    """Check a cluster spec without creating anything (no root needed)."""
+    s = spec.load_cluster(spec_file)
+    click.echo(f"{spec_file}: valid: {len(s.nodes)} nodes, {len(s.services)} services, "
+               f"{len(s.pods)} pods, {len(s.calls)} calls")
+
+
+@main.command()
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--arch", type=click.Choice(runner.ARCHITECTURES), default="none", show_default=True,
+              help="Where the L7 proxies sit (none = no mesh, the baseline).")
+@click.option("--redirect", type=click.Choice(runner.REDIRECTS), default="ebpf", show_default=True,
+              help="How app traffic reaches its proxy (unused by --arch none).")
+@click.option("--run-id", metavar="ID", help="Name the run (1-10 of a-z0-9); default: random.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's status as JSON.")
+def up(spec_file, arch, redirect, run_id, as_json):
+    """Build the cluster described by SPEC_FILE and leave it running."""
+    st = runner.up(spec_file, arch, redirect, run_id, progress=_progress)
+    if as_json:
+        click.echo(json.dumps(st, indent=1))
+    else:
+        click.echo(f"run {st['run']} is up: {len(st['nodes'])} nodes, {len(st['pods'])} pods, "
+                   f"{len(st['services'])} services in {st['timings'].get('up', 0):.2f}s")
+        click.echo(f"  testbed status --run {st['run']}    testbed down --run {st['run']}")
+
+
+@main.command()
+@run_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(run_id, as_json):
+    """Show a run: nodes, pods, services, proxies."""
+    runner.require_root()
+    st = runner.status(run_id)
+    if as_json:
+        click.echo(json.dumps(st, indent=1))
+        return
+    click.echo(f"run {st['run']} ({st['status']}), architecture {st['architecture']}, "
+               f"redirect {st['redirect']}, spec {st['spec']}")
+    click.echo("nodes:")
+    for n in st["nodes"]:
+        click.echo(f"  {n['name']:<14} {n['ip']:<15} pods {n['podCIDR']:<16} netns {n['netns']}")
+    click.echo("services:")
+    for s in st["services"]:
+        click.echo(f"  {s['name']:<14} {s['vip']}:{s['port']:<6} sa {s['serviceAccount']:<12} "
+                   f"pods {', '.join(s['pods'])}")
+    click.echo("pods:")
+    for p in st["pods"]:
+        click.echo(f"  {p['name']:<14} {p['ip']:<15} node {p['node']:<8} sa {p['serviceAccount']:<12} "
+                   f"pid {p['pid']}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@run_option
+@click.argument("pod")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec(run_id, pod, command):  # noqa: A001 - the command's name
+    """Run COMMAND inside POD's network namespace and cgroup; exits with COMMAND's code.
+
+    \b
+    Example: testbed exec frontend-0 -- curl -s http://198.18.128.2:8080/
+    """
+    runner.require_root()
+    cluster = runner.cluster_of(run_id)
+    try:
+        cluster.plan.pod(pod)
+    except KeyError as exc:
+        raise TestbedError(exc.args[0]) from None
+    try:
+        code = cluster.exec(pod, list(command))
+    except FileNotFoundError:
+        raise TestbedError(f"command not found: {command[0]}") from None
+    sys.exit(code)
+
+
+@main.command(name="matrix")
+@run_option
+@click.option("--count", default=6, show_default=True, help="Calls per (pod, service).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def matrix_cmd(run_id, count, as_json):
+    """Every pod calls every service it calls (by VIP); show which replica answered."""
+    runner.require_root()
+    cluster = runner.cluster_of(run_id)
+    edges = matrix.probe(cluster, cluster.plan, count=count)
+    _print_matrix(edges, as_json)
+    if not all(e.ok for e in edges):
+        sys.exit(1)
+
+
+def _print_matrix(edges, as_json=False):
+    if as_json:
+        click.echo(json.dumps([e.as_dict() for e in edges], indent=1))
+        return
+    click.echo(f"{'from':<14} {'to':<12} answered by")
+    for e in edges:
+        answers = ", ".join(f"{pod} x{n}" for pod, n in sorted(e.answers.items()))
+        errors = ", ".join(f"{err} x{n}" for err, n in sorted(e.errors.items()))
+        click.echo(f"{e.pod:<14} {e.service:<12} {answers}{'  FAILED: ' + errors if errors else ''}")
+
+
+@main.command()
+@run_option
+def down(run_id):
+    """Tear a run down: processes, namespaces, cgroups and its run directory."""
+    removed = runner.down(run_id)
+    click.echo(f"removed {len(removed)} objects")
+
+
+@main.command()
+@click.option("--run", "run_id", metavar="ID", help="Only this run's objects (default: every run's).")
+@click.option("-v", "--verbose", is_flag=True, help="List every object removed.")
+def clean(run_id, verbose):
+    """Remove everything carrying the testbed's tag, even when a run's state is gone
+    (e.g. after `testbed up` was killed)."""
+    removed = runner.clean(run_id)
+    for item in removed if verbose else []:
+        click.echo(f"  removed {item}")
+    click.echo(f"removed {len(removed)} objects" if removed else "nothing to remove")
+
+
+@main.command()
+@click.argument("spec_file", type=click.Path(dir_okay=False), default=str(DEFAULT_SPEC))
+@click.option("--count", default=6, show_default=True, help="Calls per (pod, service).")
+def demo(spec_file, count):
+    """Build a cluster, print its connectivity matrix, tear it down.
+
+    Later versions grow this into the side-by-side comparison of architectures."""
+    st = runner.up(spec_file, progress=_progress)
+    try:
+        click.echo(f"run {st['run']}: {len(st['nodes'])} nodes, {len(st['pods'])} pods, "
+                   f"{len(st['services'])} services, up in {st['timings']['up']:.2f}s (architecture none)\n")
+        cluster = runner.cluster_of(st["run"])
+        edges = matrix.probe(cluster, cluster.plan, count=count)
+        _print_matrix(edges)
+    finally:
+        runner.down(st["run"])
+        _progress(f"run {st['run']} torn down")
+    if not all(e.ok for e in edges):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

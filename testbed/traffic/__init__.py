@@ -1,0 +1,1 @@
+"""The traffic stage: what the pods' clients send, and what came back."""

@@ -1,0 +1,45 @@
+"""What the testbed left on the machine, counted the way a user would look for it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from testbed.cluster import cgroups, netns
+from testbed.state import state_dir
+
+
+def tagged_processes(run_id: str) -> list[int]:
+    """Processes carrying the run's tag on their command line (agents, later proxies)."""
+    found = []
+    needle = f"--run\0{run_id}\0".encode()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if needle in f.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def root_links() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
+    return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
+
+
+def snapshot(run_id: str) -> dict:
+    """Everything of this run that exists now; all empty means nothing is left."""
+    prefix = f"tb-{run_id}"
+    return {
+        "namespaces": netns.list_tagged(prefix + "-"),
+        "cgroups": [g for g in cgroups.list_tagged(prefix) if g == prefix],
+        "processes": tagged_processes(run_id),
+        "run_dir": [str(state_dir() / run_id)] if (state_dir() / run_id).exists() else [],
+        "root_links": sorted(link for link in root_links() if link.startswith("tb")),
+    }
+
+
+def nothing_left(run_id: str) -> bool:
+    return not any(snapshot(run_id).values())
