@@ -24,7 +24,7 @@ done
 # else Debian's generic headers linked in place (kernels built elsewhere ship none).
 KVER="$(uname -r)"
 need_headers=0
-[ -e "/lib/modules/$KVER/build/include/linux/kconfig.h" ] || need_headers=1
+[ -e "/lib/modules/$KVER/build/Makefile" ] || need_headers=1
 
 if [ ${#missing[@]} -gt 0 ] || [ "$need_headers" = 1 ]; then
   export DEBIAN_FRONTEND=noninteractive

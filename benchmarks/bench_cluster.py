@@ -1,0 +1,54 @@
+"""Benchmark: `testbed up` of 3 nodes x 10 pods with every agent ready, and `down`.
+
+Targets (issue: foundation): up < 5 s, down < 2 s on 2 cores. Prints the figures of each
+repetition and their median; run as root: `sudo make bench` or
+`sudo .venv/bin/python benchmarks/bench_cluster.py [--repeat N] [--spec FILE]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from testbed import runner
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_SPEC = HERE.parent / "tests" / "fixtures" / "big.yaml"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--spec", default=str(DEFAULT_SPEC))
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = ap.parse_args()
+    rows = []
+    for i in range(args.repeat):
+        run_id = f"bench{i}"
+        t0 = time.monotonic()
+        st = runner.up(args.spec, run_id=run_id)
+        up_s = time.monotonic() - t0
+        t1 = time.monotonic()
+        runner.down(run_id)
+        down_s = time.monotonic() - t1
+        rows.append({"up_s": up_s, "down_s": down_s, "pods": len(st["pods"]), **{
+            f"{k}_s": v for k, v in st["timings"].items() if k != "up"}})
+    med = {k: statistics.median(r[k] for r in rows) for k in rows[0] if k.endswith("_s")}
+    if args.json:
+        print(json.dumps({"runs": rows, "median": med}, indent=1))
+        return 0
+    print(f"spec {args.spec}: {rows[0]['pods']} pods, {args.repeat} repetitions")
+    cols = ["up_s", "namespaces_s", "links_s", "agents_s", "down_s"]
+    print("  ".join(f"{c:>13}" for c in ["run"] + cols))
+    for i, r in enumerate(rows):
+        print("  ".join([f"{i:>13}"] + [f"{r[c]:>13.3f}" for c in cols]))
+    print("  ".join([f"{'median':>13}"] + [f"{med[c]:>13.3f}" for c in cols]))
+    print(f"targets: up < 5 s ({'met' if med['up_s'] < 5 else 'MISSED'}), "
+          f"down < 2 s ({'met' if med['down_s'] < 2 else 'MISSED'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,31 @@
+"""The set-up the README promises: idempotent, quick to skip, the same for Vagrant."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from ..conftest import ROOT
+
+pytestmark = pytest.mark.root
+
+
+def test_provision_second_run_skips_everything():
+    """`make test` just ran provisioning; running it again installs nothing."""
+    r = subprocess.run(["bash", "scripts/provision.sh"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "apt-get update" not in r.stdout and "installing" not in r.stdout, r.stdout
+    assert "venv up to date" in r.stdout
+
+
+def test_vagrantfile_validates():
+    if not shutil.which("vagrant"):
+        pytest.skip("vagrant is not installed (apt-get install vagrant) to validate the Vagrantfile")
+    r = subprocess.run(["vagrant", "validate", "--ignore-provider"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "validated successfully" in r.stdout
+    assert "scripts/provision.sh" in (ROOT / "Vagrantfile").read_text()

@@ -1,0 +1,33 @@
+"""The CLI without root: help, validation, the not-root path."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from testbed.cli import main
+
+from ..conftest import FIXTURES
+
+
+def test_help_lists_every_command():
+    r = CliRunner().invoke(main, ["--help"])
+    assert r.exit_code == 0
+    for cmd in ("doctor", "up", "status", "exec", "down", "clean", "demo", "validate", "matrix"):
+        assert f"  {cmd} " in r.output
+
+
+def test_validate_good_spec():
+    r = CliRunner().invoke(main, ["validate", str(FIXTURES / "uneven.yaml")])
+    assert r.exit_code == 0 and "8 pods" in r.output and "4 calls" in r.output
+
+
+def test_validate_bad_spec_lists_every_problem():
+    bad = FIXTURES / "bad" / "unknown_call.yaml"
+    r = CliRunner().invoke(main, ["validate", str(bad)])
+    assert r.exit_code == 1
+    assert f"{bad}:6: calls[0].to: unknown service 'cart'" in r.output
+
+
+def test_up_with_unknown_architecture_is_refused():
+    r = CliRunner().invoke(main, ["up", str(FIXTURES / "uneven.yaml"), "--arch", "mesh9"])
+    assert r.exit_code == 2 and "Invalid value for '--arch'" in r.output
