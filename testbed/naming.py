@@ -54,6 +54,34 @@ def run_cgroup(run_id: str) -> str:
     return f"{TAG}-{run_id}"
 
 
+def proxy_cgroup(run_id: str, proxy: str) -> str:
+    return f"{run_cgroup(run_id)}/proxy-{proxy}"
+
+
+def supervisor_cgroup(run_id: str) -> str:
+    return f"{run_cgroup(run_id)}/supervisor"
+
+
+# Each proxy runs as its own uid (so it can read only its own keys) and uses the same number
+# as its Envoy --base-id (so hot-restart shared memory, /dev/shm/envoy_shared_memory_<id*10>,
+# is tagged too). Ids of one run share a block of 1000, derived from the run id.
+PROXY_ID_BASE = 10_000_000
+PROXY_ID_BLOCK = 1000
+PROXY_ID_BLOCKS = 10_000
+
+
+def proxy_id_block(run_id: str) -> int:
+    import zlib
+
+    return PROXY_ID_BASE + (zlib.crc32(run_id.encode()) % PROXY_ID_BLOCKS) * PROXY_ID_BLOCK
+
+
+def proxy_id(run_id: str, index: int) -> int:
+    if not 0 <= index < PROXY_ID_BLOCK:
+        raise TestbedError(f"a run holds at most {PROXY_ID_BLOCK} proxies")
+    return proxy_id_block(run_id) + index
+
+
 def ifname(prefix: str, name: str) -> str:
     full = f"{prefix}{name}"
     if len(full) > IFNAMSIZ:

@@ -13,7 +13,10 @@ from .yamlsrc import YList, YMap
 
 NAME_RE = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
 MAX_PODS_PER_NODE = 250  # one /24 per node, minus gateway and broadcast
-MAX_SERVICES = 1000
+MAX_SERVICES = 500  # the ambient L7 proxies give each service a port in 15200-15699
+MESH_PORTS = range(15000, 16000)  # the proxies' own ports; apps may not use them
+PROXY_NODE = "waypoints"  # the dedicated node of the ambient L7 proxies
+TRUST_DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class Service:
     port: int
     replicas: int = 1
     nodes: tuple[str, ...] = ()  # empty: every node of the cluster
+    l7: bool = True  # ambient: whether calls to it go through its service account's L7 proxy
 
 
 @dataclass(frozen=True)
@@ -41,12 +45,19 @@ class Pod:
 
 
 @dataclass(frozen=True)
+class MeshSettings:
+    trust_domain: str = "cluster.local"
+    concurrency: int = 1  # Envoy worker threads per proxy
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     name: str
     nodes: tuple[str, ...]
     services: tuple[Service, ...]
     calls: tuple[Call, ...] = ()
     source: str = "<spec>"
+    mesh: MeshSettings = MeshSettings()
     pods: tuple[Pod, ...] = field(init=False)
 
     def __post_init__(self):
@@ -75,6 +86,10 @@ class ClusterSpec:
 
     def service_accounts(self) -> list[str]:
         return sorted({s.service_account for s in self.services})
+
+    def callers_of(self, service: str) -> list[str]:
+        """Services with a `calls` edge to `service`: the only ones allowed to call it."""
+        return [c.source for c in self.calls if c.target == service]
 
 
 def _place_pods(spec: ClusterSpec) -> list[Pod]:
@@ -151,7 +166,7 @@ def parse_cluster(data, source: str = "<spec>") -> ClusterSpec:
     """Validate parsed YAML (from yamlsrc) into a ClusterSpec, or raise SpecError listing
     every problem."""
     ck = _Checker(source)
-    top = ck.mapping(data, getattr(data, "line", 1), "", {"name", "nodes", "services"}, {"calls"})
+    top = ck.mapping(data, getattr(data, "line", 1), "", {"name", "nodes", "services"}, {"calls", "mesh"})
     if top is None:
         raise SpecError(ck.problems)
 
@@ -169,6 +184,9 @@ def parse_cluster(data, source: str = "<spec>") -> ClusterSpec:
                 continue
             if n in nodes:
                 ck.fail(raw.line_of(i), where, f"duplicate node {n!r}")
+                continue
+            if n == PROXY_NODE:
+                ck.fail(raw.line_of(i), where, f"{n!r} is reserved for the ambient L7 proxies' node")
                 continue
             nodes.append(n)
 
@@ -217,9 +235,13 @@ def parse_cluster(data, source: str = "<spec>") -> ClusterSpec:
                 else:
                     calls.append(call)
 
+    mesh = MeshSettings()
+    if "mesh" in top:
+        mesh = _parse_mesh(ck, top["mesh"], top.line_of("mesh")) or mesh
+
     if ck.problems:
         raise SpecError(ck.problems)
-    spec = ClusterSpec(name, tuple(nodes), tuple(services), tuple(calls), source)
+    spec = ClusterSpec(name, tuple(nodes), tuple(services), tuple(calls), source, mesh)
     for node in spec.nodes:
         count = len(spec.pods_on(node))
         if count > MAX_PODS_PER_NODE:
@@ -234,7 +256,7 @@ def _parse_service(ck: _Checker, item, line: int, where: str,
                    nodes: list[str]) -> tuple[str | None, Service | None]:
     """The service's name (None when it has no valid one) and the service (None when any
     field is wrong)."""
-    m = ck.mapping(item, line, where, {"name", "port"}, {"serviceAccount", "replicas", "nodes"})
+    m = ck.mapping(item, line, where, {"name", "port"}, {"serviceAccount", "replicas", "nodes", "l7"})
     if m is None:
         return None, None
     ok = True
@@ -244,6 +266,17 @@ def _parse_service(ck: _Checker, item, line: int, where: str,
         name = ck.name(m["name"], m.line_of("name"), f"{where}.name", naming.MAX_POD_NAME - 2, "service")
     if "port" in m:
         port = ck.integer(m["port"], m.line_of("port"), f"{where}.port", 1, 65535)
+        if port in MESH_PORTS:
+            ck.fail(m.line_of("port"), f"{where}.port",
+                    f"{port} is reserved for the proxies ({MESH_PORTS.start}-{MESH_PORTS.stop - 1})")
+            port = None
+    l7 = True
+    if "l7" in m:
+        if not isinstance(m["l7"], bool):
+            ck.fail(m.line_of("l7"), f"{where}.l7", f"expected true or false, got {_kind(m['l7'])}")
+            ok = False
+        else:
+            l7 = m["l7"]
     sa = name
     if "serviceAccount" in m:
         sa = ck.name(m["serviceAccount"], m.line_of("serviceAccount"), f"{where}.serviceAccount", 63,
@@ -280,7 +313,27 @@ def _parse_service(ck: _Checker, item, line: int, where: str,
         ok = ok and raw is not None
     if not ok or name is None or port is None:
         return name, None
-    return name, Service(name, sa, port, replicas, tuple(svc_nodes))
+    return name, Service(name, sa, port, replicas, tuple(svc_nodes), l7)
+
+
+def _parse_mesh(ck: _Checker, value, line: int) -> MeshSettings | None:
+    m = ck.mapping(value, line, "mesh", set(), {"trustDomain", "concurrency"})
+    if m is None:
+        return None
+    settings = MeshSettings()
+    if "trustDomain" in m:
+        td = m["trustDomain"]
+        if not isinstance(td, str) or not TRUST_DOMAIN_RE.match(td) or len(td) > 255:
+            ck.fail(m.line_of("trustDomain"), "mesh.trustDomain",
+                    f"{td!r} is not a valid trust domain (lower-case letters, digits, '.', '-')")
+            return None
+        settings = MeshSettings(td, settings.concurrency)
+    if "concurrency" in m:
+        c = ck.integer(m["concurrency"], m.line_of("concurrency"), "mesh.concurrency", 1, 64)
+        if c is None:
+            return None
+        settings = MeshSettings(settings.trust_domain, c)
+    return settings
 
 
 def load_cluster(path: str | Path) -> ClusterSpec:

@@ -78,7 +78,7 @@ class Run:
     def plan(self) -> ClusterPlan:
         state = self.load()
         spec = loads_cluster(state["spec_text"], state["spec_path"])
-        return make_plan(spec, self.run_id)
+        return make_plan(spec, self.run_id, proxy_node=state.get("architecture") == "ambient")
 
     def remove(self) -> bool:
         if not self.dir.exists():

@@ -3,7 +3,8 @@ alone. Pure: building, status, teardown and clean-up all read the same plan, so 
 needs to be remembered that can be derived.
 
 Addressing (RFC 2544 benchmarking range, never routed off the machine):
-  fabric   198.18.0.0/24     node i has 198.18.0.(i+1) on the fabric bridge
+  fabric   198.18.0.0/24     node i has 198.18.0.(i+1) on the fabric bridge (the ambient
+                             proxy node, when there is one, comes after the spec's nodes)
   services 198.18.128.0/17   service k has the virtual IP 198.18.128.0 + k + 1
   pods     198.19.0.0/16     node i owns 198.19.(i+1).0/24, gateway .1, pods from .2
 """
@@ -14,7 +15,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from .. import naming
-from ..spec import ClusterSpec
+from ..spec import PROXY_NODE, ClusterSpec
 
 CLUSTER_NET = ipaddress.ip_network("198.18.0.0/15")
 FABRIC_NET = ipaddress.ip_network("198.18.0.0/24")
@@ -92,10 +93,11 @@ def _find(items, name, what):
     raise KeyError(f"no {what} named {name!r} (known: {known})")
 
 
-def make_plan(spec: ClusterSpec, run_id: str) -> ClusterPlan:
+def make_plan(spec: ClusterSpec, run_id: str, proxy_node: bool = False) -> ClusterPlan:
+    """`proxy_node` adds the ambient architecture's dedicated node for L7 proxies (no pods)."""
     naming.check_run_id(run_id)
     nodes = []
-    for i, name in enumerate(spec.nodes):
+    for i, name in enumerate(spec.nodes + ((PROXY_NODE,) if proxy_node else ())):
         subnet = ipaddress.ip_network(f"{POD_NET.network_address + ((i + 1) << 8)}/24")
         nodes.append(NodePlan(
             name=name, index=i, netns=naming.node_netns(run_id, name),

@@ -1,0 +1,123 @@
+"""Where the proxies sit in each architecture, whom they serve and which keys they hold.
+Pure: derived from the cluster plan and the architecture alone.
+
+| arch    | L7 proxies                          | keys each proxy holds                     |
+|---------|-------------------------------------|-------------------------------------------|
+| none    | none                                | none                                      |
+| sidecar | one per pod, in the pod's netns      | that pod's service account                |
+| node    | one per node, in the node's netns    | every service account with a pod there    |
+| node-sa | one per (node, SA with pods there)  | that one service account                  |
+| ambient | an L4 micro-proxy per pod, plus one | micro: its pod's; l7: its service         |
+|         | L7 proxy per SA on the proxy node   | account's                                 |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import naming
+from ..cluster.plan import ClusterPlan, PodPlan
+from ..spec import PROXY_NODE
+
+ARCHITECTURES = ("none", "sidecar", "node", "node-sa", "ambient")
+
+ADMIN_PORT, OUTBOUND_PORT, INBOUND_PORT = 15000, 15001, 15006
+NODE_SA_PORT_BASE, NODE_SA_PORT_STEP = 15100, 10  # node-sa k: admin 15100+10k, out +1, in +6
+L7_ADMIN_BASE = 15100  # ambient L7 proxy k (on the proxy node): admin 15100+k
+L7_PORT_BASE = 15200  # ambient: service i is served by its SA's L7 proxy on 15200+i
+FINAL_HOP_MARK = 1337  # SO_MARK of a node proxy's own connections to its pods: never captured
+
+
+@dataclass(frozen=True)
+class Proxy:
+    name: str
+    role: str  # sidecar | node | node-sa | micro | l7
+    netns: str
+    node: str
+    serves: tuple[str, ...]  # pods whose traffic it carries
+    identities: tuple[str, ...]  # service accounts whose private keys it holds
+    index: int
+    admin_port: int
+    outbound_port: int | None
+    inbound_port: int | None
+    cgroup: str
+    uid: int  # also its Envoy --base-id
+    plaintext_hop: str  # where app traffic is still plain: "loopback", "pod-veth" or "none"
+
+    @property
+    def base_id(self) -> int:
+        return self.uid
+
+
+@dataclass(frozen=True)
+class MeshTopology:
+    arch: str
+    proxies: tuple[Proxy, ...]
+
+    def proxy(self, name: str) -> Proxy:
+        for p in self.proxies:
+            if p.name == name:
+                return p
+        raise KeyError(f"no proxy named {name!r}")
+
+    def serving(self, pod: str) -> Proxy | None:
+        """The proxy that carries `pod`'s own traffic (its sidecar, node proxy, micro-proxy)."""
+        for p in self.proxies:
+            if p.role != "l7" and pod in p.serves:
+                return p
+        return None
+
+    def l7_for(self, service_account: str) -> Proxy | None:
+        for p in self.proxies:
+            if p.role == "l7" and p.identities == (service_account,):
+                return p
+        return None
+
+
+def make_topology(plan: ClusterPlan, arch: str) -> MeshTopology:
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}")
+    run = plan.run_id
+    out: list[Proxy] = []
+
+    def add(name, role, netns, node, serves, identities, admin, outbound, inbound, plaintext):
+        out.append(Proxy(name, role, netns, node, tuple(serves), tuple(identities), len(out), admin,
+                         outbound, inbound, naming.proxy_cgroup(run, name), naming.proxy_id(run, len(out)),
+                         plaintext))
+
+    if arch in ("sidecar", "ambient"):
+        role = "sidecar" if arch == "sidecar" else "micro"
+        for pod in plan.pods:
+            add(f"{role}-{pod.name}", role, pod.netns, pod.node, [pod.name], [pod.service_account],
+                ADMIN_PORT, OUTBOUND_PORT, INBOUND_PORT, "loopback")
+    elif arch == "node":
+        for node in plan.nodes:
+            pods = plan.pods_on(node.name)
+            if pods:
+                add(f"node-{node.name}", "node", node.netns, node.name, [p.name for p in pods],
+                    sorted({p.service_account for p in pods}), ADMIN_PORT, OUTBOUND_PORT, INBOUND_PORT,
+                    "pod-veth")
+    elif arch == "node-sa":
+        for node in plan.nodes:
+            for k, sa in enumerate(sorted({p.service_account for p in plan.pods_on(node.name)})):
+                base = NODE_SA_PORT_BASE + NODE_SA_PORT_STEP * k
+                pods = [p.name for p in plan.pods_on(node.name) if p.service_account == sa]
+                add(f"node-{node.name}-{sa}", "node-sa", node.netns, node.name, pods, [sa],
+                    base, base + 1, base + 6, "pod-veth")
+    if arch == "ambient":
+        proxy_node = plan.node(PROXY_NODE)
+        with_l7 = sorted({s.service_account for s in plan.spec.services if s.l7})
+        for k, sa in enumerate(with_l7):
+            pods = [p.name for p in plan.pods if p.service_account == sa]
+            add(f"l7-{sa}", "l7", proxy_node.netns, PROXY_NODE, pods, [sa], L7_ADMIN_BASE + k, None, None,
+                "none")
+    return MeshTopology(arch, tuple(out))
+
+
+def l7_port(plan: ClusterPlan, service: str) -> int:
+    return L7_PORT_BASE + [s.name for s in plan.services].index(service)
+
+
+def inbound_port_for(topo: MeshTopology, pod: PodPlan) -> int | None:
+    proxy = topo.serving(pod.name)
+    return proxy.inbound_port if proxy else None
