@@ -91,7 +91,8 @@ def validate(spec_file):
 @click.argument("spec_file", type=click.Path(dir_okay=False))
 @click.option("--arch", type=click.Choice(runner.ARCHITECTURES), default="none", show_default=True,
               help="Where the L7 proxies sit (none = no mesh, the baseline).")
-@click.option("--redirect", type=click.Choice(runner.REDIRECTS), default="ebpf", show_default=True,
+@click.option("--redirect", type=click.Choice(runner.REDIRECTS), default=runner.DEFAULT_REDIRECT,
+              show_default=True,
               help="How app traffic reaches its proxy (unused by --arch none).")
 @click.option("--run-id", metavar="ID", help="Name the run (1-10 of a-z0-9); default: random.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's status as JSON.")

@@ -15,12 +15,15 @@ from . import naming
 from .cluster import namespaces
 from .cluster.plan import make_plan
 from .errors import NotRootError, TestbedError
+from .mesh import stage as mesh_stage
+from .mesh.topology import ARCHITECTURES, make_topology
+from .redirect import iptables as iptables_redirect
 from .spec import load_cluster
 from .state import Run, list_runs, resolve
 
-ARCHITECTURES = ("none", "sidecar", "node", "node-sa", "ambient")
-REDIRECTS = ("ebpf", "iptables")
-BUILT_ARCHITECTURES = ("none",)
+REDIRECTS = ("iptables", "ebpf")
+BUILT_REDIRECTS = ("iptables",)
+DEFAULT_REDIRECT = "iptables"
 
 
 def require_root() -> None:
@@ -45,21 +48,21 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
-def up(spec_path: str | Path, arch: str = "none", redirect: str = "ebpf", run_id: str | None = None,
+def up(spec_path: str | Path, arch: str = "none", redirect: str = DEFAULT_REDIRECT, run_id: str | None = None,
        progress=lambda msg: None) -> dict:
     """Build a run and leave it running. Returns its status. On any failure (or Ctrl-C)
     everything created so far is removed before the error propagates."""
     spec = load_cluster(spec_path)  # a bad spec fails here, before anything exists
     if arch not in ARCHITECTURES:
         raise TestbedError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHITECTURES)})")
-    if arch not in BUILT_ARCHITECTURES:
-        raise TestbedError(f"architecture {arch!r} is not available yet in this version "
-                           f"(available: {', '.join(BUILT_ARCHITECTURES)})")
     if redirect not in REDIRECTS:
         raise TestbedError(f"unknown redirect {redirect!r} (choose from {', '.join(REDIRECTS)})")
+    if arch != "none" and redirect not in BUILT_REDIRECTS:
+        raise TestbedError(f"redirect {redirect!r} is not available yet in this version "
+                           f"(available: {', '.join(BUILT_REDIRECTS)})")
     require_root()
     run_id = naming.check_run_id(run_id) if run_id else naming.new_run_id()
-    plan = make_plan(spec, run_id)
+    plan = make_plan(spec, run_id, proxy_node=arch == "ambient")
     with sigterm_as_interrupt(), contextlib.ExitStack() as stack:
         t0 = time.monotonic()
         run = Run.create(run_id)
@@ -70,7 +73,14 @@ def up(spec_path: str | Path, arch: str = "none", redirect: str = "ebpf", run_id
         cluster = namespaces.NamespaceCluster(plan, run)
         stack.callback(cluster.teardown)
         built = cluster.build(progress)
-        timings = dict(built["timings"], up=time.monotonic() - t0)
+        timings = dict(built["timings"])
+        if arch != "none":
+            mesh = mesh_stage.MeshStage(plan, run, arch)
+            stack.callback(mesh.teardown)
+            timings.update(mesh.build(progress))
+            progress(f"capturing app traffic with {redirect}")
+            iptables_redirect.install(plan, mesh.topo)  # rules live in the run's namespaces
+        timings["up"] = time.monotonic() - t0
         run.update(status="up", agents=built["agents"], timings=timings)
         stack.pop_all()  # success: leave it running
     return status(run.run_id)
@@ -80,7 +90,7 @@ def down(run_id: str | None = None) -> list[str]:
     """Tear a run down (idempotent): everything tagged with its id goes."""
     require_root()
     run = resolve(run_id)
-    removed = namespaces.sweep(run.run_id)
+    removed = sweep(run.run_id)
     if run.remove():
         removed.append(f"run directory {run.dir}")
     return removed
@@ -89,11 +99,17 @@ def down(run_id: str | None = None) -> list[str]:
 def clean(run_id: str | None = None) -> list[str]:
     """Remove every object carrying the testbed's tag (of one run, or of all), state or not."""
     require_root()
-    removed = namespaces.sweep(naming.check_run_id(run_id) if run_id else None)
+    removed = sweep(naming.check_run_id(run_id) if run_id else None)
     for rid in [run_id] if run_id else list_runs():
         if Run(rid).remove():
             removed.append(f"run directory {Run(rid).dir}")
     return removed
+
+
+def sweep(run_id: str | None) -> list[str]:
+    """Every stage's tagged objects, latest stage first (the supervisor before the proxies
+    it would restart, processes before their namespaces)."""
+    return mesh_stage.sweep(run_id) + namespaces.sweep(run_id)
 
 
 def status(run_id: str | None = None) -> dict:
@@ -115,9 +131,25 @@ def status(run_id: str | None = None) -> dict:
         "services": [{"name": s.name, "vip": s.vip, "port": s.port, "serviceAccount": s.service_account,
                       "pods": list(s.pods)} for s in plan.services],
         "calls": [{"from": c.source, "to": c.target} for c in plan.spec.calls],
-        "proxies": [],
+        "proxies": proxies_status(run, plan, state.get("architecture", "none")),
         "timings": state.get("timings", {}),
     }
+
+
+def proxies_status(run: Run, plan, arch: str) -> list[dict]:
+    if arch == "none":
+        return []
+    stage = mesh_stage.MeshStage(plan, run, arch)
+    live = stage.proxy_status()
+    out = []
+    for p in make_topology(plan, arch).proxies:
+        s = live.get(p.name, {})
+        out.append({"name": p.name, "role": p.role, "netns": p.netns, "node": p.node, "pid": s.get("pid"),
+                    "state": s.get("state"), "restarts": s.get("restarts"), "epoch": s.get("epoch"),
+                    "admin": f"127.0.0.1:{p.admin_port}@{p.netns}", "adminPort": p.admin_port,
+                    "serves": list(p.serves), "identities": list(p.identities), "uid": p.uid,
+                    "plaintextHop": p.plaintext_hop, "config": str(stage.config_path(p))})
+    return out
 
 
 def cluster_of(run_id: str | None = None) -> namespaces.NamespaceCluster:

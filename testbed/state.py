@@ -33,7 +33,8 @@ class Run:
         run = cls(run_id)
         run.dir.parent.mkdir(parents=True, exist_ok=True)
         try:
-            run.dir.mkdir(mode=0o700)
+            # 0711: proxies (each its own uid) may reach their own 0700 directory, list nothing
+            run.dir.mkdir(mode=0o711)
         except FileExistsError:
             raise TestbedError(f"run {run_id} already exists: pick another --run-id, "
                                f"or `testbed down --run {run_id}`") from None
@@ -54,6 +55,22 @@ class Run:
 
     def agent_socket(self, pod: str) -> str:
         return str(self.dir / "agents" / f"{pod}.sock")
+
+    @property
+    def proxies_dir(self) -> Path:
+        return self.dir / "proxies"
+
+    @property
+    def identity_dir(self) -> Path:
+        return self.dir / "identity"
+
+    @property
+    def supervisor_socket(self) -> str:
+        return str(self.dir / "supervisor.sock")
+
+    @property
+    def proxy_status_file(self) -> Path:
+        return self.dir / "proxies-status.json"
 
     def log(self, name: str) -> str:
         return str(self.dir / "logs" / f"{name}.log")

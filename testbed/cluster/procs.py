@@ -11,21 +11,23 @@ from collections.abc import Sequence
 from . import cgroups, netns
 
 
-def _enter(netns_name: str, cgroup_rel: str | None):
-    """A pre-exec hook: join the cgroup, then the namespace. Files are opened before fork."""
-    ns_fd = os.open(netns.path(netns_name), os.O_RDONLY)
+def _enter(netns_name: str | None, cgroup_rel: str | None):
+    """A pre-exec hook: join the cgroup, then the namespace (None: stay in this one). Files
+    are opened before fork."""
+    ns_fd = os.open(netns.path(netns_name), os.O_RDONLY) if netns_name else -1
     procs_file = os.path.join(cgroups.path(cgroup_rel), "cgroup.procs") if cgroup_rel else None
 
     def hook():
         if procs_file:
             with open(procs_file, "w") as f:
                 f.write("0")  # "0" moves the writing process itself
-        netns.setns(ns_fd)
+        if ns_fd >= 0:
+            netns.setns(ns_fd)
 
     return hook, ns_fd
 
 
-def spawn(argv: Sequence[str], netns_name: str, cgroup_rel: str | None = None, *, log: str | None = None,
+def spawn(argv: Sequence[str], netns_name: str | None, cgroup_rel: str | None = None, *, log: str | None = None,
           env: dict | None = None, daemon: bool = True, **popen) -> subprocess.Popen:
     """Start argv in the namespace (and cgroup). `daemon` puts it in its own session so that a
     Ctrl-C at the terminal reaches only the testbed, which then tears down in order."""
@@ -38,7 +40,8 @@ def spawn(argv: Sequence[str], netns_name: str, cgroup_rel: str | None = None, *
         return subprocess.Popen(list(argv), preexec_fn=hook, start_new_session=daemon,
                                 env=env, close_fds=True, **popen)
     finally:
-        os.close(ns_fd)
+        if ns_fd >= 0:
+            os.close(ns_fd)
         if out is not None:
             out.close()
 
@@ -51,7 +54,8 @@ def run(argv: Sequence[str], netns_name: str, cgroup_rel: str | None = None, *, 
         return subprocess.run(list(argv), preexec_fn=hook, input=input, capture_output=True, text=True,
                               timeout=timeout)
     finally:
-        os.close(ns_fd)
+        if ns_fd >= 0:
+            os.close(ns_fd)
 
 
 def in_netns(inodes: set[int]) -> list[int]:

@@ -1,0 +1,59 @@
+"""Envoy's admin API, reached from the root namespace: the socket is opened from inside the
+proxy's namespace (setns on the calling thread), then used from anywhere."""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+
+from ..cluster import netns
+
+
+class _NsConnection(http.client.HTTPConnection):
+    def __init__(self, ns_name: str, port: int, timeout: float):
+        super().__init__("127.0.0.1", port, timeout=timeout)
+        self._ns = ns_name
+
+    def connect(self):
+        with netns.entered(self._ns):
+            self.sock = socket.create_connection((self.host, self.port), self.timeout)
+
+
+def request(ns_name: str, port: int, path: str, method: str = "GET", timeout: float = 2.0) -> tuple[int, str]:
+    conn = _NsConnection(ns_name, port, timeout)
+    try:
+        conn.request(method, path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def ready(ns_name: str, port: int) -> bool:
+    try:
+        status, body = request(ns_name, port, "/ready", timeout=0.5)
+    except OSError:
+        return False
+    return status == 200 and body.strip() == "LIVE"
+
+
+def stats(ns_name: str, port: int, pattern: str | None = None) -> dict[str, int]:
+    """Counters and gauges as {name: value}; `pattern` is a regex Envoy filters on."""
+    path = "/stats?usedonly" + (f"&filter={pattern}" if pattern else "")
+    _, body = request(ns_name, port, path)
+    out = {}
+    for line in body.splitlines():
+        name, _, value = line.partition(": ")
+        if re.fullmatch(r"-?\d+", value.strip()):
+            out[name] = int(value)
+    return out
+
+
+def downstream_connections(ns_name: str, port: int) -> int:
+    """Connections accepted on every listener but admin: the proxy carried traffic."""
+    total = 0
+    for name, value in stats(ns_name, port, r"^listener\..*downstream_cx_total$").items():
+        if not name.startswith("listener.admin."):
+            total += value
+    return total

@@ -1,0 +1,153 @@
+"""The mesh stage: identities, one directory per proxy holding exactly its keys and its
+rendered config (owned by the proxy's own uid, so it can read nothing else), and the
+supervisor that runs them. Teardown stops the supervisor and every Envoy and removes their
+shared memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .. import identity, naming
+from ..cluster import cgroups, procs
+from ..cluster.plan import ClusterPlan
+from ..errors import TestbedError
+from ..state import Run
+from ..wait import wait_for
+from . import envoy, render
+from .topology import MeshTopology, Proxy, make_topology
+
+READY_TIMEOUT = 60.0
+
+
+def _owned(path: Path, uid: int, mode: int) -> None:
+    os.chown(path, uid, uid)
+    os.chmod(path, mode)
+
+
+class MeshStage:
+    def __init__(self, plan: ClusterPlan, run: Run, arch: str):
+        self.plan = plan
+        self.run = run
+        self.topo: MeshTopology = make_topology(plan, arch)
+
+    def proxy_dir(self, proxy: Proxy) -> Path:
+        return self.run.proxies_dir / proxy.name
+
+    def config_path(self, proxy: Proxy) -> Path:
+        return self.proxy_dir(proxy) / "envoy.yaml"
+
+    # ------------------------------------------------------------------ build
+    def build(self, progress=lambda msg: None) -> dict:
+        t0 = time.monotonic()
+        spec = self.plan.spec
+        progress(f"issuing SVIDs for {len(spec.service_accounts())} service accounts")
+        ids = identity.issue(self.run.identity_dir, spec.mesh.trust_domain, spec.service_accounts())
+        progress(f"rendering {len(self.topo.proxies)} proxy configs")
+        self.run.proxies_dir.mkdir(mode=0o711, exist_ok=True)
+        os.chmod(self.run.proxies_dir, 0o711)
+        for proxy in self.topo.proxies:
+            self._write_proxy(proxy, ids)
+        t_files = time.monotonic() - t0
+        manifest = self._manifest()
+        mpath = self.run.dir / "supervisor.json"
+        mpath.write_text(json.dumps(manifest, indent=1))
+        for proxy in self.topo.proxies:
+            cgroups.create(proxy.cgroup)
+        cgroups.create(naming.supervisor_cgroup(self.run.run_id))
+        progress(f"starting {len(self.topo.proxies)} Envoy proxies")
+        t1 = time.monotonic()
+        procs.spawn([sys.executable, "-m", "testbed.mesh.supervisor", "--run", self.run.run_id,
+                     "--manifest", str(mpath)], None, naming.supervisor_cgroup(self.run.run_id),
+                    log=self.run.log("supervisor"), cwd=str(Path(__file__).resolve().parents[2]))
+        self.wait_ready()
+        return {"identities_and_configs": t_files, "proxies": time.monotonic() - t1}
+
+    def _write_proxy(self, proxy: Proxy, ids: identity.Identities) -> None:
+        d = self.proxy_dir(proxy)
+        certs = d / "certs"
+        certs.mkdir(parents=True)
+        shutil.copyfile(ids.ca_cert, certs / "ca.crt")
+        for sa in proxy.identities:  # exactly the keys the architecture gives this proxy
+            shutil.copyfile(ids.cert(sa), certs / f"{sa}.crt")
+            shutil.copyfile(ids.key(sa), certs / f"{sa}.key")
+        self.config_path(proxy).write_text(render.render(self.plan, self.topo, proxy, str(certs)))
+        for f in [*certs.iterdir(), self.config_path(proxy)]:
+            _owned(f, proxy.uid, 0o600)
+        _owned(certs, proxy.uid, 0o700)
+        _owned(d, proxy.uid, 0o700)
+
+    def _manifest(self) -> dict:
+        return {
+            "run": self.run.run_id,
+            "envoy": envoy.envoy_path(),
+            "status_file": str(self.run.proxy_status_file),
+            "control": self.run.supervisor_socket,
+            "proxies": [{
+                "name": p.name, "role": p.role, "netns": p.netns, "cgroup": p.cgroup, "uid": p.uid,
+                "base_id": p.base_id, "config": str(self.config_path(p)), "admin_port": p.admin_port,
+                "concurrency": self.plan.spec.mesh.concurrency, "log": self.run.log(p.name),
+                "net_admin": p.role in ("node", "node-sa"),
+            } for p in self.topo.proxies],
+        }
+
+    def proxy_status(self) -> dict:
+        try:
+            return json.loads(self.run.proxy_status_file.read_text())["proxies"]
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        def all_ready():
+            st = self.proxy_status()
+            for name, s in st.items():
+                if s["restarts"] >= 2 and s["state"] != "ready":
+                    tail = _tail(self.run.log(name))
+                    raise TestbedError(f"proxy {name} keeps exiting (code {s['last_exit']['code']}):\n{tail}")
+            return st and len(st) == len(self.topo.proxies) and all(s["state"] == "ready" for s in st.values())
+
+        def not_ready():
+            st = self.proxy_status()
+            return "proxies " + ", ".join(n for n, s in st.items() if s["state"] != "ready") + " to be ready" \
+                if st else "the proxy supervisor to start"
+
+        try:
+            wait_for(all_ready, timeout, not_ready, interval=0.02)
+        except TestbedError:
+            raise
+        except Exception as exc:
+            raise TestbedError(str(exc)) from None
+
+    # ------------------------------------------------------------------ teardown
+    def teardown(self) -> list[str]:
+        return sweep(self.run.run_id)
+
+
+def sweep(run_id: str | None = None) -> list[str]:
+    """Stop the supervisor and proxies of a run (every run when None) and remove their Envoy
+    shared memory. Works without state: processes by cgroup, shared memory by id block."""
+    removed = []
+    prefix = naming.run_cgroup(run_id) if run_id else f"{naming.TAG}-"
+    for group in cgroups.list_tagged(prefix):
+        if run_id and group != prefix:
+            continue
+        sup = f"{group}/supervisor"
+        if os.path.isdir(cgroups.path(sup)):  # first the supervisor, so nothing is restarted
+            n = cgroups.kill_all(sup)
+            if n:
+                removed.append(f"proxy supervisor of {group}")
+    for path in envoy.shared_memory_files(run_id):
+        os.unlink(path)
+        removed.append(f"Envoy shared memory {path}")
+    return removed
+
+
+def _tail(path: str, lines: int = 8) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

@@ -1,0 +1,243 @@
+"""The proxy supervisor: one daemon per run, as a kubelet is per node. It starts every Envoy
+of the run in its namespace, cgroup and uid, waits for `/ready`, restarts a proxy that
+exits with a backoff, and upgrades a proxy in place (hot restart or stop-and-start).
+
+Run as `python -m testbed.mesh.supervisor --run ID --manifest FILE`. It writes the state of
+every proxy to the manifest's `status_file` whenever it changes, and answers JSON-line
+commands on its `control` Unix socket:
+  {"op": "status"}
+  {"op": "upgrade", "proxy": NAME, "strategy": "hot-restart" | "restart"}
+  {"op": "restart-delay", "proxy": NAME, "seconds": S | null}   (null: back to the backoff)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..cluster import procs
+from . import admin
+
+TICK = 0.02  # the sync loop's period, like a kubelet's
+BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
+READY_TIMEOUT = 30.0
+
+
+def shm_path(base_id: int) -> str:
+    return f"/dev/shm/envoy_shared_memory_{base_id * 10}"
+
+
+class Managed:
+    """One proxy and its history."""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.name = spec["name"]
+        self.proc: subprocess.Popen | None = None
+        self.epoch = 0
+        self.state = "pending"
+        self.restarts = 0
+        self.failures = 0  # consecutive exits without becoming ready in between
+        self.next_start: float | None = time.monotonic()
+        self.restart_delay: float | None = None
+        self.started_at = self.ready_at = None
+        self.last_exit: dict | None = None
+        self.expect_exit: set[int] = set()  # pids we stopped on purpose
+        self.draining: list[subprocess.Popen] = []  # parents of a hot restart
+
+    def argv(self, envoy: str, epoch: int) -> list[str]:
+        s = self.spec
+        drop = ["setpriv", f"--reuid={s['uid']}", f"--regid={s['uid']}", "--clear-groups"]
+        if s.get("net_admin"):  # node proxies mark their final hop (SO_MARK needs CAP_NET_ADMIN)
+            drop += ["--inh-caps=+net_admin", "--ambient-caps=+net_admin"]
+        return drop + [envoy, "-c", s["config"], "--base-id", str(s["base_id"]), "--restart-epoch", str(epoch),
+                       "--concurrency", str(s.get("concurrency", 1)), "--log-level", "warn",
+                       "--drain-time-s", "1", "--parent-shutdown-time-s", "3",
+                       "--service-node", self.name, "--service-cluster", s["role"]]
+
+    def status(self) -> dict:
+        return {"pid": self.proc.pid if self.proc else None, "state": self.state, "epoch": self.epoch,
+                "restarts": self.restarts, "started_at": self.started_at, "ready_at": self.ready_at,
+                "last_exit": self.last_exit, "restart_delay": self.restart_delay}
+
+
+class Supervisor:
+    def __init__(self, manifest: dict):
+        self.manifest = manifest
+        self.envoy = manifest["envoy"]
+        self.proxies = {p["name"]: Managed(p) for p in manifest["proxies"]}
+        self.lock = threading.RLock()
+        self.stopping = False
+        self._last_written = None
+
+    # ---------------------------------------------------------------- processes
+    def _start(self, m: Managed, epoch: int) -> None:
+        if epoch == 0:  # a fresh start: the shared memory of a dead epoch would be refused
+            try:
+                os.unlink(shm_path(m.spec["base_id"]))
+            except FileNotFoundError:
+                pass
+        m.proc = procs.spawn(m.argv(self.envoy, epoch), m.spec["netns"], m.spec["cgroup"], log=m.spec["log"])
+        m.epoch = epoch
+        m.state = "starting"
+        m.started_at, m.ready_at, m.next_start = time.time(), None, None
+
+    def _backoff(self, m: Managed) -> float:
+        if m.restart_delay is not None:
+            return m.restart_delay
+        return min(BACKOFF_FIRST * (2 ** max(m.failures - 1, 0)), BACKOFF_MAX)
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        with self.lock:
+            for m in self.proxies.values():
+                m.draining = [p for p in m.draining if p.poll() is None]
+                if m.proc is not None and m.proc.poll() is not None:
+                    pid, rc = m.proc.pid, m.proc.returncode
+                    m.proc = None
+                    m.last_exit = {"pid": pid, "code": rc, "at": time.time(), "expected": pid in m.expect_exit}
+                    if pid in m.expect_exit:
+                        m.expect_exit.discard(pid)
+                    elif not self.stopping:
+                        m.failures += 1
+                        m.state = "crashed"
+                        m.next_start = now + self._backoff(m)
+                if m.proc is None and m.next_start is not None and now >= m.next_start and not self.stopping:
+                    if m.state == "crashed":
+                        m.restarts += 1
+                    self._start(m, 0)
+                if m.state == "starting" and m.proc is not None and \
+                        admin.ready(m.spec["netns"], m.spec["admin_port"]):
+                    m.state, m.ready_at, m.failures = "ready", time.time(), 0
+            self._write_status()
+
+    def _write_status(self) -> None:
+        status = {name: m.status() for name, m in self.proxies.items()}
+        if status == self._last_written:
+            return
+        path = Path(self.manifest["status_file"])
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"supervisor": os.getpid(), "proxies": status}, indent=1))
+        tmp.replace(path)
+        self._last_written = status
+
+    # ---------------------------------------------------------------- commands
+    def upgrade(self, name: str, strategy: str) -> dict:
+        with self.lock:
+            m = self.proxies[name]
+            old = m.proc
+            t0 = time.monotonic()
+            if strategy == "hot-restart" and old is not None:
+                m.draining.append(old)
+                m.expect_exit.add(old.pid)
+                self._start(m, m.epoch + 1)  # the new epoch takes the listeners over from the old
+            elif strategy in ("restart", "hot-restart"):
+                if old is not None:
+                    m.expect_exit.add(old.pid)
+                    old.terminate()
+                    try:
+                        old.wait(10)
+                    except subprocess.TimeoutExpired:
+                        old.kill()
+                        old.wait()
+                    m.proc = None
+                self._start(m, 0)
+            else:
+                raise ValueError(f"unknown strategy {strategy!r} (hot-restart or restart)")
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            with self.lock:
+                if m.state == "ready":
+                    return {"proxy": name, "strategy": strategy, "pid": m.proc.pid, "epoch": m.epoch,
+                            "seconds": round(time.monotonic() - t0, 3)}
+            time.sleep(TICK)
+        raise TimeoutError(f"{name} did not become ready after {strategy}")
+
+    def set_restart_delay(self, name: str, seconds) -> dict:
+        with self.lock:
+            self.proxies[name].restart_delay = None if seconds is None else float(seconds)
+            return {"proxy": name, "restart_delay": self.proxies[name].restart_delay}
+
+    def handle(self, req: dict) -> dict:
+        op = req.get("op")
+        if op == "status":
+            with self.lock:
+                return {name: m.status() for name, m in self.proxies.items()}
+        if op == "upgrade":
+            return self.upgrade(req["proxy"], req.get("strategy", "hot-restart"))
+        if op == "restart-delay":
+            return self.set_restart_delay(req["proxy"], req.get("seconds"))
+        raise ValueError(f"unknown op {op!r}")
+
+    def shutdown(self) -> None:
+        with self.lock:
+            self.stopping = True
+            for m in self.proxies.values():
+                for p in [m.proc, *m.draining]:
+                    if p is not None and p.poll() is None:
+                        p.terminate()
+            for m in self.proxies.values():
+                for p in [m.proc, *m.draining]:
+                    if p is not None:
+                        try:
+                            p.wait(5)
+                        except subprocess.TimeoutExpired:
+                            p.kill()
+                try:
+                    os.unlink(shm_path(m.spec["base_id"]))
+                except FileNotFoundError:
+                    pass
+
+
+def _control_server(sup: Supervisor, path: str):
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            for line in self.rfile:
+                try:
+                    resp = {"ok": True, "result": sup.handle(json.loads(line))}
+                except Exception as exc:  # noqa: BLE001 - answer every request
+                    resp = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                self.wfile.write(json.dumps(resp).encode() + b"\n")
+                self.wfile.flush()
+
+    class Server(socketserver.ThreadingUnixStreamServer):
+        daemon_threads = True
+
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    server = Server(path, Handler)
+    os.chmod(path, 0o600)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="mesh-testbed proxy supervisor")
+    ap.add_argument("--run", required=True, help="run id (a tag, so clean-up can find this process)")
+    ap.add_argument("--manifest", required=True)
+    args = ap.parse_args(argv)
+    manifest = json.loads(Path(args.manifest).read_text())
+    sup = Supervisor(manifest)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    _control_server(sup, manifest["control"])
+    while not stop.is_set():
+        sup.tick()
+        stop.wait(TICK)
+    sup.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

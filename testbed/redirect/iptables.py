@@ -1,0 +1,62 @@
+"""Capture with iptables REDIRECT, as Istio's init container does it, in the namespace
+where the proxy sits:
+
+- sidecar, micro (pod namespace): the app's connections to service VIPs go to the proxy's
+  outbound port, except the proxy's own (matched by its uid); connections to the pod's own
+  port go to its inbound port, so nobody reaches the app around the proxy.
+- node, node-sa (node namespace): connections from a pod to a VIP go to the outbound port of
+  the proxy serving that pod; connections to a local pod's port, from other nodes or from
+  this node's proxies, go to the inbound port of the proxy serving it; the proxies' own
+  plaintext last hop carries a mark and passes.
+Envoy recovers the original destination with SO_ORIGINAL_DST (original_dst listener filter).
+The rules live in the run's namespaces and go with them."""
+
+from __future__ import annotations
+
+from ..cluster import procs
+from ..cluster.plan import BRIDGE, SERVICE_NET, ClusterPlan
+from ..errors import TestbedError
+from ..mesh.topology import FINAL_HOP_MARK, MeshTopology
+
+
+def render(plan: ClusterPlan, topo: MeshTopology) -> dict[str, str]:
+    """iptables-restore input (for --noflush) per namespace."""
+    out: dict[str, list[str]] = {}
+    for proxy in topo.proxies:
+        if proxy.role in ("sidecar", "micro"):
+            pod = plan.pod(proxy.serves[0])
+            out[proxy.netns] = [
+                ":TB-MESH-OUT - [0:0]", ":TB-MESH-IN - [0:0]",
+                "-A OUTPUT -p tcp -j TB-MESH-OUT", "-A PREROUTING -p tcp -j TB-MESH-IN",
+                # the pod calling itself (its sidecar dialling its own address) enters inbound too
+                f"-A TB-MESH-OUT -d {pod.ip}/32 -p tcp --dport {pod.port} "
+                f"-j REDIRECT --to-ports {proxy.inbound_port}",
+                f"-A TB-MESH-OUT -m owner --uid-owner {proxy.uid} -j RETURN",
+                f"-A TB-MESH-OUT -d {SERVICE_NET} -p tcp -j REDIRECT --to-ports {proxy.outbound_port}",
+                f"-A TB-MESH-IN -d {pod.ip}/32 -p tcp --dport {pod.port} "
+                f"-j REDIRECT --to-ports {proxy.inbound_port}",
+            ]
+        elif proxy.role in ("node", "node-sa"):
+            rules = out.setdefault(proxy.netns, [
+                ":TB-MESH-PRE - [0:0]", ":TB-MESH-OUT - [0:0]",
+                "-I PREROUTING 1 -p tcp -j TB-MESH-PRE", "-I OUTPUT 1 -p tcp -j TB-MESH-OUT",
+                f"-A TB-MESH-OUT -m mark --mark {FINAL_HOP_MARK} -j RETURN",
+            ])
+            for name in proxy.serves:
+                pod = plan.pod(name)
+                rules += [
+                    f"-A TB-MESH-PRE -i {BRIDGE} -s {pod.ip}/32 -d {SERVICE_NET} -p tcp "
+                    f"-j REDIRECT --to-ports {proxy.outbound_port}",
+                    f"-A TB-MESH-PRE -d {pod.ip}/32 -p tcp --dport {pod.port} "
+                    f"-j REDIRECT --to-ports {proxy.inbound_port}",
+                    f"-A TB-MESH-OUT -d {pod.ip}/32 -p tcp --dport {pod.port} "
+                    f"-j REDIRECT --to-ports {proxy.inbound_port}",
+                ]
+    return {ns: "\n".join(["*nat", *rules, "COMMIT", ""]) for ns, rules in out.items()}
+
+
+def install(plan: ClusterPlan, topo: MeshTopology) -> None:
+    for ns, text in render(plan, topo).items():
+        r = procs.run(["iptables-restore", "--noflush", "-w", "5"], ns, input=text)
+        if r.returncode != 0:
+            raise TestbedError(f"iptables-restore in {ns} failed: {r.stderr.strip()}")
