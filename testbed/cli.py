@@ -130,6 +130,12 @@ def status(run_id, as_json):
     for p in st["pods"]:
         click.echo(f"  {p['name']:<14} {p['ip']:<15} node {p['node']:<8} sa {p['serviceAccount']:<12} "
                    f"pid {p['pid']}")
+    if st["proxies"]:
+        click.echo("proxies:")
+    for p in st["proxies"]:
+        click.echo(f"  {p['name']:<24} {p['role']:<8} {p['state'] or '?':<9} pid {p['pid']!s:<8} "
+                   f"restarts {p['restarts']!s:<3} keys {','.join(p['identities']):<16} "
+                   f"serves {','.join(p['serves'])}")
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -153,6 +159,29 @@ def exec(run_id, pod, command):  # noqa: A001 - the command's name
     except FileNotFoundError:
         raise TestbedError(f"command not found: {command[0]}") from None
     sys.exit(code)
+
+
+@main.command(name="proxy-config")
+@run_option
+@click.argument("name")
+def proxy_config(run_id, name):
+    """Print the rendered Envoy config of the proxy serving pod NAME (or of proxy NAME)."""
+    runner.require_root()
+    mesh = runner.mesh_of(run_id)
+    proxy = runner.proxy_for(mesh, name)
+    click.echo(f"# {proxy.name} ({proxy.role}) in {proxy.netns}, serving {', '.join(proxy.serves)}", err=True)
+    click.echo(mesh.config_path(proxy).read_text(), nl=False)
+
+
+@main.command()
+@run_option
+@click.argument("name")
+@click.option("--strategy", type=click.Choice(["hot-restart", "restart"]), default="hot-restart",
+              show_default=True, help="Hand listeners over to the new process, or stop then start.")
+def upgrade(run_id, name, strategy):
+    """Replace the proxy serving pod NAME (or proxy NAME) in place; returns when it is ready."""
+    r = runner.upgrade(run_id, name, strategy)
+    click.echo(f"{r['proxy']}: {strategy} done in {r['seconds']:.2f}s (pid {r['pid']}, epoch {r['epoch']})")
 
 
 @main.command(name="matrix")

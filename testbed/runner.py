@@ -16,6 +16,7 @@ from .cluster import namespaces
 from .cluster.plan import make_plan
 from .errors import NotRootError, TestbedError
 from .mesh import stage as mesh_stage
+from .mesh import supervisorctl
 from .mesh.topology import ARCHITECTURES, make_topology
 from .redirect import iptables as iptables_redirect
 from .spec import load_cluster
@@ -150,6 +151,39 @@ def proxies_status(run: Run, plan, arch: str) -> list[dict]:
                     "serves": list(p.serves), "identities": list(p.identities), "uid": p.uid,
                     "plaintextHop": p.plaintext_hop, "config": str(stage.config_path(p))})
     return out
+
+
+def mesh_of(run_id: str | None = None) -> mesh_stage.MeshStage:
+    run = resolve(run_id)
+    arch = run.load().get("architecture", "none")
+    if arch == "none":
+        raise TestbedError(f"run {run.run_id} has no mesh (architecture none)")
+    return mesh_stage.MeshStage(run.plan(), run, arch)
+
+
+def proxy_for(mesh: mesh_stage.MeshStage, name: str):
+    """The proxy named `name`, or the one that serves pod `name` (its sidecar, node proxy or
+    micro-proxy)."""
+    try:
+        return mesh.topo.proxy(name)
+    except KeyError:
+        pass
+    try:
+        mesh.plan.pod(name)
+    except KeyError:
+        known = ", ".join(p.name for p in mesh.plan.pods)
+        raise TestbedError(f"no pod or proxy named {name!r} (pods: {known})") from None
+    return mesh.topo.serving(name)
+
+
+def upgrade(run_id: str | None, name: str, strategy: str = "hot-restart") -> dict:
+    """Replace a proxy in place: `hot-restart` (Envoy hands its listeners to the new process)
+    or `restart` (stop, then start). Returns when the new one is ready."""
+    require_root()
+    mesh = mesh_of(run_id)
+    proxy = proxy_for(mesh, name)
+    return supervisorctl.request(mesh.run.supervisor_socket, {"op": "upgrade", "proxy": proxy.name,
+                                                               "strategy": strategy})
 
 
 def cluster_of(run_id: str | None = None) -> namespaces.NamespaceCluster:

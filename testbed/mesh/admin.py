@@ -4,6 +4,7 @@ proxy's namespace (setns on the calling thread), then used from anywhere."""
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import socket
 
@@ -30,12 +31,19 @@ def request(ns_name: str, port: int, path: str, method: str = "GET", timeout: fl
         conn.close()
 
 
-def ready(ns_name: str, port: int) -> bool:
+def ready(ns_name: str, port: int, epoch: int | None = None) -> bool:
+    """LIVE, and (with `epoch`) answered by that hot-restart epoch: during a hot restart the
+    parent still answers on the same admin port until the new process has taken over."""
     try:
-        status, body = request(ns_name, port, "/ready", timeout=0.5)
-    except OSError:
+        if epoch is None:
+            status, body = request(ns_name, port, "/ready", timeout=0.5)
+            return status == 200 and body.strip() == "LIVE"
+        status, body = request(ns_name, port, "/server_info", timeout=0.5)
+        info = json.loads(body)
+    except (OSError, ValueError):
         return False
-    return status == 200 and body.strip() == "LIVE"
+    return status == 200 and info.get("state") == "LIVE" and \
+        int(info.get("command_line_options", {}).get("restart_epoch", -1)) == epoch
 
 
 def stats(ns_name: str, port: int, pattern: str | None = None) -> dict[str, int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import signal
 import socketserver
 import subprocess
@@ -77,6 +78,7 @@ class Supervisor:
         self.lock = threading.RLock()
         self.stopping = False
         self._last_written = None
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
 
     # ---------------------------------------------------------------- processes
     def _start(self, m: Managed, epoch: int) -> None:
@@ -96,6 +98,8 @@ class Supervisor:
         return min(BACKOFF_FIRST * (2 ** max(m.failures - 1, 0)), BACKOFF_MAX)
 
     def tick(self) -> None:
+        while not self.jobs.empty():
+            self.jobs.get()()
         now = time.monotonic()
         with self.lock:
             for m in self.proxies.values():
@@ -115,7 +119,7 @@ class Supervisor:
                         m.restarts += 1
                     self._start(m, 0)
                 if m.state == "starting" and m.proc is not None and \
-                        admin.ready(m.spec["netns"], m.spec["admin_port"]):
+                        admin.ready(m.spec["netns"], m.spec["admin_port"], m.epoch):
                     m.state, m.ready_at, m.failures = "ready", time.time(), 0
             self._write_status()
 
@@ -130,28 +134,33 @@ class Supervisor:
         self._last_written = status
 
     # ---------------------------------------------------------------- commands
+    def in_main_loop(self, fn):
+        """Run fn on the sync loop's thread and return its result. Processes must be started
+        there: a child may ask for a parent-death signal, which fires when the *thread* that
+        forked it ends (a control connection's thread ends with the connection)."""
+        done, box = threading.Event(), {}
+
+        def job():
+            try:
+                box["result"] = fn()
+            except Exception as exc:  # noqa: BLE001 - handed back to the caller
+                box["error"] = exc
+            done.set()
+
+        self.jobs.put(job)
+        done.wait()
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
     def upgrade(self, name: str, strategy: str) -> dict:
-        with self.lock:
-            m = self.proxies[name]
-            old = m.proc
-            t0 = time.monotonic()
-            if strategy == "hot-restart" and old is not None:
-                m.draining.append(old)
-                m.expect_exit.add(old.pid)
-                self._start(m, m.epoch + 1)  # the new epoch takes the listeners over from the old
-            elif strategy in ("restart", "hot-restart"):
-                if old is not None:
-                    m.expect_exit.add(old.pid)
-                    old.terminate()
-                    try:
-                        old.wait(10)
-                    except subprocess.TimeoutExpired:
-                        old.kill()
-                        old.wait()
-                    m.proc = None
-                self._start(m, 0)
-            else:
-                raise ValueError(f"unknown strategy {strategy!r} (hot-restart or restart)")
+        if strategy not in ("hot-restart", "restart"):
+            raise ValueError(f"unknown strategy {strategy!r} (hot-restart or restart)")
+        m = self.proxies[name]
+        t0 = time.monotonic()
+        while strategy == "hot-restart" and any(p.poll() is None for p in m.draining):
+            time.sleep(TICK)  # Envoy keeps two epochs at most: let the previous parent finish draining
+        self.in_main_loop(lambda: self._replace(m, strategy))
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             with self.lock:
@@ -160,6 +169,28 @@ class Supervisor:
                             "seconds": round(time.monotonic() - t0, 3)}
             time.sleep(TICK)
         raise TimeoutError(f"{name} did not become ready after {strategy}")
+
+    def _replace(self, m: Managed, strategy: str) -> None:
+        with self.lock:
+            old = m.proc
+            if strategy == "hot-restart" and old is not None:
+                m.draining.append(old)
+                m.expect_exit.add(old.pid)
+                self._start(m, m.epoch + 1)  # the new epoch takes the listeners over from the old
+            else:
+                # stop every epoch still alive (a draining parent holds the hot-restart socket)
+                for p in [old, *m.draining]:
+                    if p is None:
+                        continue
+                    m.expect_exit.add(p.pid)
+                    p.terminate()
+                    try:
+                        p.wait(10)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait()
+                m.proc, m.draining = None, []
+                self._start(m, 0)
 
     def set_restart_delay(self, name: str, seconds) -> dict:
         with self.lock:
