@@ -49,6 +49,14 @@ def pod_netns(run_id: str, pod: str) -> str:
     return f"{TAG}-{run_id}-p-{pod}"
 
 
+def host_netns(run_id: str, host: str) -> str:
+    """An extra host on the fabric (an attacker, a load generator): not a node, no pods."""
+    return f"{TAG}-{run_id}-x-{host}"
+
+
+HOST_IF_PREFIX = "x-"
+
+
 def run_cgroup(run_id: str) -> str:
     """cgroup v2 directory (relative to the cgroup2 mount) holding every process of the run."""
     return f"{TAG}-{run_id}"

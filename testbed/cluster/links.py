@@ -93,3 +93,18 @@ def build_pod(node: NodePlan, pod: PodPlan) -> None:
         ns.route("add", dst=f"{node.gateway}/32", oif=eth, scope=SCOPE_LINK)
         # only the testbed's range goes to the node; anything else has no route at all
         ns.route("add", dst=str(CLUSTER_NET), gateway=node.gateway)
+
+
+def build_host(plan: ClusterPlan, netns_name: str, fabric_if: str, ip: str) -> None:
+    """An extra host on the fabric: one veth to the fabric bridge, routes to every node's pods
+    through that node (and nothing else)."""
+    with netlink(plan.fabric_netns) as ns:
+        ns.link("add", ifname=fabric_if, kind="veth", peer={"ifname": NODE_IF, "net_ns_fd": netns_name})
+        ns.link("set", index=ns.link_lookup(ifname=fabric_if)[0], master=ns.link_lookup(ifname=BRIDGE)[0],
+                state="up")
+    with netlink(netns_name) as ns:
+        _up(ns, "lo")
+        eth = _up(ns, NODE_IF)
+        ns.addr("add", index=eth, address=ip, prefixlen=FABRIC_NET.prefixlen)
+        for node in plan.nodes:
+            ns.route("add", dst=node.pod_cidr, gateway=node.fabric_ip)

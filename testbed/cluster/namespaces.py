@@ -13,7 +13,7 @@ from .. import naming
 from ..state import Run
 from ..wait import wait_for
 from . import agentctl, cgroups, links, netns, procs, services
-from .plan import ClusterPlan, PodPlan
+from .plan import FABRIC_NET, FIRST_HOST, ClusterPlan, PodPlan
 
 Progress = Callable[[str], None]
 AGENT_READY_TIMEOUT = 10.0
@@ -83,6 +83,16 @@ class NamespaceCluster:
             return not pending
 
         wait_for(all_answer, timeout, lambda: f"workload agents {sorted(pending)} to answer")
+
+    def add_host(self, name: str, index: int = 0) -> tuple[str, str]:
+        """Attach an extra host to the fabric (e.g. an attacker): returns (netns, address).
+        It is tagged with the run id, so teardown removes it with the rest."""
+        ns = naming.host_netns(self.plan.run_id, name)
+        ip = str(FABRIC_NET.network_address + FIRST_HOST + index)
+        netns.create(ns)
+        netns.sysctl(ns, links.POD_SYSCTLS)
+        links.build_host(self.plan, ns, naming.ifname(naming.HOST_IF_PREFIX, name), ip)
+        return ns, ip
 
     # ------------------------------------------------------------------ use
     def exec(self, pod: str, argv: Sequence[str]) -> int:

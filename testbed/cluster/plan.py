@@ -19,6 +19,7 @@ from ..spec import PROXY_NODE, ClusterSpec
 
 CLUSTER_NET = ipaddress.ip_network("198.18.0.0/15")
 FABRIC_NET = ipaddress.ip_network("198.18.0.0/24")
+FIRST_HOST = 200  # extra hosts on the fabric (attackers, load generators) from 198.18.0.200
 SERVICE_NET = ipaddress.ip_network("198.18.128.0/17")
 POD_NET = ipaddress.ip_network("198.19.0.0/16")
 NODE_IF = "eth0"  # a node's interface on the fabric, and a pod's interface to its node

@@ -58,10 +58,12 @@ def stats(ns_name: str, port: int, pattern: str | None = None) -> dict[str, int]
     return out
 
 
-def downstream_connections(ns_name: str, port: int) -> int:
-    """Connections accepted on every listener but admin: the proxy carried traffic."""
+def traffic(ns_name: str, port: int) -> int:
+    """Requests (HTTP) plus bytes received (L4-only proxies, whose upstream connections may be
+    reused) the proxy carried, admin excluded: it rises for every call that passed through."""
     total = 0
-    for name, value in stats(ns_name, port, r"^listener\..*downstream_cx_total$").items():
-        if not name.startswith("listener.admin."):
+    pattern = r"^(http\..*downstream_rq_total|tcp\..*downstream_cx_rx_bytes_total)$"
+    for name, value in stats(ns_name, port, pattern).items():
+        if not name.startswith("http.admin."):
             total += value
     return total

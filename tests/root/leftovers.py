@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 
+from testbed import naming
 from testbed.cluster import cgroups, netns
+from testbed.mesh.envoy import shared_memory_files
 from testbed.state import state_dir
 
 
@@ -24,6 +26,24 @@ def tagged_processes(run_id: str) -> list[int]:
     return found
 
 
+def envoy_processes(run_id: str) -> list[int]:
+    """Envoy processes whose --base-id is in the run's block."""
+    lo = naming.proxy_id_block(run_id)
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    args = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"--base-id" in args and args[0].endswith(b"envoy"):
+                base = int(args[args.index(b"--base-id") + 1])
+                if lo <= base < lo + naming.PROXY_ID_BLOCK:
+                    found.append(int(entry))
+    return found
+
+
 def root_links() -> set[str]:
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
     return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
@@ -38,6 +58,8 @@ def snapshot(run_id: str) -> dict:
         "processes": tagged_processes(run_id),
         "run_dir": [str(state_dir() / run_id)] if (state_dir() / run_id).exists() else [],
         "root_links": sorted(link for link in root_links() if link.startswith("tb")),
+        "envoys": envoy_processes(run_id),
+        "shared_memory": shared_memory_files(run_id),
     }
 
 

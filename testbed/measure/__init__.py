@@ -1,0 +1,1 @@
+"""The measure stage: what happened, seen from outside the proxies (packets, counters)."""

@@ -1,0 +1,35 @@
+"""Capture TCP packets on one interface into a pcap file, until SIGTERM or a duration ends.
+Run inside a namespace by `wire.Capture` (python -m testbed.measure.sniff ...)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--iface", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--run", default="", help="run id (a tag, so clean-up can find this process)")
+    args = ap.parse_args(argv)
+    from scapy.all import TCP, AsyncSniffer, wrpcap
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    ready = Path(args.out + ".ready")
+    sniffer = AsyncSniffer(iface=args.iface, lfilter=lambda p: TCP in p, store=True,
+                           started_callback=ready.touch)
+    sniffer.start()
+    stop.wait(args.duration)
+    packets = sniffer.stop() or []
+    wrpcap(args.out, packets)
+    ready.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
