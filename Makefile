@@ -30,6 +30,7 @@ unit: setup
 
 bench: setup
 	$(VENV)/bin/python benchmarks/bench_cluster.py
+	$(VENV)/bin/python benchmarks/bench_mesh.py
 
 clean:
 	@if [ -x $(TESTBED) ]; then $(TESTBED) clean -v; else echo "no venv: nothing the testbed made can exist"; fi
