@@ -13,7 +13,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- Debian packages -------------------------------------------------------
-PKGS=(python3 python3-venv python3-bpfcc bpftool libbpf1 iproute2 iptables util-linux
+PKGS=(python3 python3-venv python3-bpfcc bpftool libbpf1 iproute2 iptables nftables util-linux
       procps hey wabt curl make)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -12,6 +12,7 @@ import click
 from . import doctor as doctor_mod
 from . import runner, spec
 from .errors import NotRootError, SpecError, TestbedError
+from .redirect import ebpf as ebpf_redirect
 from .traffic import matrix
 
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "experiments" / "clusters" / "shop.yaml"
@@ -182,6 +183,32 @@ def upgrade(run_id, name, strategy):
     """Replace the proxy serving pod NAME (or proxy NAME) in place; returns when it is ready."""
     r = runner.upgrade(run_id, name, strategy)
     click.echo(f"{r['proxy']}: {strategy} done in {r['seconds']:.2f}s (pid {r['pid']}, epoch {r['epoch']})")
+
+
+@main.group()
+def bpf():
+    """The eBPF redirection's programs and counters."""
+
+
+@bpf.command(name="stats")
+@run_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def bpf_stats(run_id, as_json):
+    """Per-pod counters: connections redirected to a proxy or balanced to a pod, original
+    destinations answered, inbound connections steered, bytes short-circuited."""
+    runner.require_root()
+    cluster = runner.cluster_of(run_id)
+    st = ebpf_redirect.stats(cluster.plan)
+    if as_json:
+        click.echo(json.dumps(st, indent=1))
+        return
+    cols = ["redirected", "balanced", "orig_dst", "inbound_steered", "inbound_dropped", "sc_sockets", "sc_msgs",
+            "sc_bytes"]
+    click.echo(f"{'pod':<14} " + " ".join(f"{c:>15}" for c in cols))
+    for name, row in st["pods"].items():
+        click.echo(f"{name:<14} " + " ".join(f"{row.get(c, 0):>15}" for c in cols))
+    for name, row in st["nodes"].items():
+        click.echo(f"{'node ' + name:<14} " + " ".join(f"{row.get(c, 0):>15}" for c in cols))
 
 
 @main.command(name="matrix")

@@ -18,13 +18,13 @@ from .errors import NotRootError, TestbedError
 from .mesh import stage as mesh_stage
 from .mesh import supervisorctl
 from .mesh.topology import ARCHITECTURES, make_topology
+from .redirect import ebpf as ebpf_redirect
 from .redirect import iptables as iptables_redirect
 from .spec import load_cluster
 from .state import Run, list_runs, resolve
 
-REDIRECTS = ("iptables", "ebpf")
-BUILT_REDIRECTS = ("iptables",)
-DEFAULT_REDIRECT = "iptables"
+REDIRECTS = ("ebpf", "iptables")
+DEFAULT_REDIRECT = "ebpf"
 
 
 def require_root() -> None:
@@ -58,9 +58,6 @@ def up(spec_path: str | Path, arch: str = "none", redirect: str = DEFAULT_REDIRE
         raise TestbedError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHITECTURES)})")
     if redirect not in REDIRECTS:
         raise TestbedError(f"unknown redirect {redirect!r} (choose from {', '.join(REDIRECTS)})")
-    if arch != "none" and redirect not in BUILT_REDIRECTS:
-        raise TestbedError(f"redirect {redirect!r} is not available yet in this version "
-                           f"(available: {', '.join(BUILT_REDIRECTS)})")
     require_root()
     run_id = naming.check_run_id(run_id) if run_id else naming.new_run_id()
     plan = make_plan(spec, run_id, proxy_node=arch == "ambient")
@@ -73,14 +70,24 @@ def up(spec_path: str | Path, arch: str = "none", redirect: str = DEFAULT_REDIRE
                   "created": time.time(), "pid": os.getpid()})
         cluster = namespaces.NamespaceCluster(plan, run)
         stack.callback(cluster.teardown)
-        built = cluster.build(progress)
+        # without eBPF, service VIPs are translated by iptables in the nodes (kube-proxy)
+        built = cluster.build(progress, service_nat=redirect == "iptables")
         timings = dict(built["timings"])
+        mesh = None
         if arch != "none":
-            mesh = mesh_stage.MeshStage(plan, run, arch)
+            mesh = mesh_stage.MeshStage(plan, run, arch, redirect)
             stack.callback(mesh.teardown)
             timings.update(mesh.build(progress))
-            progress(f"capturing app traffic with {redirect}")
+        t1 = time.monotonic()
+        if redirect == "ebpf":
+            bpf = ebpf_redirect.EbpfRedirect(plan, mesh.topo if mesh else None, run.dir)
+            stack.callback(bpf.teardown)
+            pids = {name: s["pid"] for name, s in mesh.proxy_status().items()} if mesh else {}
+            bpf.install(pids, progress)
+        elif mesh:
+            progress("capturing app traffic with iptables")
             iptables_redirect.install(plan, mesh.topo)  # rules live in the run's namespaces
+        timings["redirect"] = time.monotonic() - t1
         timings["up"] = time.monotonic() - t0
         run.update(status="up", agents=built["agents"], timings=timings)
         stack.pop_all()  # success: leave it running
@@ -110,7 +117,10 @@ def clean(run_id: str | None = None) -> list[str]:
 def sweep(run_id: str | None) -> list[str]:
     """Every stage's tagged objects, latest stage first (the supervisor before the proxies
     it would restart, processes before their namespaces)."""
-    return mesh_stage.sweep(run_id) + namespaces.sweep(run_id)
+    removed = mesh_stage.sweep(run_id)
+    record = Run(run_id).dir / "ebpf.json" if run_id else None
+    removed += ebpf_redirect.sweep(run_id, record)  # detach while the cgroups still exist
+    return removed + namespaces.sweep(run_id)
 
 
 def status(run_id: str | None = None) -> dict:

@@ -32,8 +32,9 @@ class NamespaceCluster:
         self.run = run
 
     # ------------------------------------------------------------------ build
-    def build(self, progress: Progress = _quiet) -> dict:
-        """Create the cluster; returns timings (seconds) of each step."""
+    def build(self, progress: Progress = _quiet, service_nat: bool = True) -> dict:
+        """Create the cluster; returns timings (seconds) of each step. `service_nat`: translate
+        service VIPs with iptables in the nodes (else the eBPF redirect stage does it)."""
         plan, t = self.plan, {}
         t0 = time.monotonic()
         cgroups.create(plan.cgroup)
@@ -50,7 +51,8 @@ class NamespaceCluster:
         for node in plan.nodes:
             netns.sysctl(node.netns, links.NODE_SYSCTLS)
             links.build_node(plan, node)
-            services.install(plan, node)
+            if service_nat:
+                services.install(plan, node)
         for pod in plan.pods:
             netns.sysctl(pod.netns, links.POD_SYSCTLS)
             links.build_pod(plan.node(pod.node), pod)

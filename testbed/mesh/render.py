@@ -44,9 +44,12 @@ def _local_cluster(name: str, port: int) -> dict:
             "original_dst": False}
 
 
-def context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str) -> dict:
+def context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, redirect: str = "ebpf") -> dict:
     td = plan.spec.mesh.trust_domain
-    ctx = {"p": proxy, "certs": certs, "trust_domain": td}
+    # eBPF capture hands a node proxy connections still addressed to the pod: the listener
+    # must be transparent to answer from an address that is not its own
+    ctx = {"p": proxy, "certs": certs, "trust_domain": td,
+           "transparent": redirect == "ebpf" and proxy.role in ("node", "node-sa")}
     if proxy.role in ("sidecar", "micro"):
         pod = plan.pod(proxy.serves[0])
         outbound, clusters = [], []
@@ -101,8 +104,8 @@ def context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str) -> 
     return ctx
 
 
-def render(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str) -> str:
+def render(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, redirect: str = "ebpf") -> str:
     """The proxy's Envoy config as YAML text (checked to parse)."""
-    text = _env().get_template(f"{proxy.role}.yaml.j2").render(**context(plan, topo, proxy, certs))
+    text = _env().get_template(f"{proxy.role}.yaml.j2").render(**context(plan, topo, proxy, certs, redirect))
     yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # a template bug shows here
     return text

@@ -16,6 +16,7 @@ from .. import identity, naming
 from ..cluster import cgroups, procs
 from ..cluster.plan import ClusterPlan
 from ..errors import TestbedError
+from ..redirect.ebpf import pin_dir
 from ..state import Run
 from ..wait import wait_for
 from . import envoy, render
@@ -30,9 +31,10 @@ def _owned(path: Path, uid: int, mode: int) -> None:
 
 
 class MeshStage:
-    def __init__(self, plan: ClusterPlan, run: Run, arch: str):
+    def __init__(self, plan: ClusterPlan, run: Run, arch: str, redirect: str = "ebpf"):
         self.plan = plan
         self.run = run
+        self.redirect = redirect
         self.topo: MeshTopology = make_topology(plan, arch)
 
     def proxy_dir(self, proxy: Proxy) -> Path:
@@ -75,7 +77,7 @@ class MeshStage:
         for sa in proxy.identities:  # exactly the keys the architecture gives this proxy
             shutil.copyfile(ids.cert(sa), certs / f"{sa}.crt")
             shutil.copyfile(ids.key(sa), certs / f"{sa}.key")
-        self.config_path(proxy).write_text(render.render(self.plan, self.topo, proxy, str(certs)))
+        self.config_path(proxy).write_text(render.render(self.plan, self.topo, proxy, str(certs), self.redirect))
         for f in [*certs.iterdir(), self.config_path(proxy)]:
             _owned(f, proxy.uid, 0o600)
         _owned(certs, proxy.uid, 0o700)
@@ -92,6 +94,9 @@ class MeshStage:
                 "base_id": p.base_id, "config": str(self.config_path(p)), "admin_port": p.admin_port,
                 "concurrency": self.plan.spec.mesh.concurrency, "log": self.run.log(p.name),
                 "net_admin": p.role in ("node", "node-sa"),
+                # eBPF capture: after every (re)start, the inbound listener goes into this slot
+                "inbound": {"pins": pin_dir(self.run.run_id), "slot": p.index, "port": p.inbound_port}
+                if self.redirect == "ebpf" and p.inbound_port else None,
             } for p in self.topo.proxies],
         }
 

@@ -44,6 +44,15 @@ def envoy_processes(run_id: str) -> list[int]:
     return found
 
 
+def bpf_programs_attached(run_id: str) -> list[str]:
+    """Our programs (named tb_*) attached to any cgroup of the run, as bpftool shows them."""
+    root = cgroups.root()
+    if not os.path.isdir(f"{root}/tb-{run_id}"):
+        return []
+    out = subprocess.run(["bpftool", "cgroup", "tree", f"{root}/tb-{run_id}"], capture_output=True, text=True).stdout
+    return [line.split()[-1] for line in out.splitlines() if line.split() and line.split()[-1].startswith("tb_")]
+
+
 def root_links() -> set[str]:
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
     return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
@@ -59,6 +68,8 @@ def snapshot(run_id: str) -> dict:
         "run_dir": [str(state_dir() / run_id)] if (state_dir() / run_id).exists() else [],
         "root_links": sorted(link for link in root_links() if link.startswith("tb")),
         "envoys": envoy_processes(run_id),
+        "bpf_pins": [p for p in (f"/sys/fs/bpf/tb-{run_id}",) if os.path.exists(p)],
+        "bpf_programs": bpf_programs_attached(run_id),
         "shared_memory": shared_memory_files(run_id),
     }
 

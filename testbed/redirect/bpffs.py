@@ -1,0 +1,123 @@
+"""Pinned BPF objects through libbpf (ctypes), for processes that did not load them: the
+supervisor registering a restarted proxy's listener, `testbed down` detaching programs,
+`testbed bpf stats` reading counters. No bcc here: it is slow to import and not needed."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import os
+import socket
+
+from ..errors import TestbedError
+
+BPF_FS = "/sys/fs/bpf"
+SYS_PIDFD_OPEN, SYS_PIDFD_GETFD = 434, 438  # x86_64 and aarch64 alike
+
+
+@functools.cache
+def _libbpf():
+    name = ctypes.util.find_library("bpf") or "libbpf.so.1"
+    try:
+        return ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        raise TestbedError("libbpf is not installed (apt-get install libbpf1; or sudo make setup)") from None
+
+
+def _check(rc: int, what: str) -> int:
+    if rc < 0:
+        err = ctypes.get_errno() or -rc
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return rc
+
+
+def is_mounted() -> bool:
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == BPF_FS and line.split()[2] == "bpf" for line in f)
+
+
+def ensure_mounted() -> None:
+    """bpffs holds the run's pins; mount it where the system has not."""
+    if is_mounted():
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"bpf", BPF_FS.encode(), b"bpf", 0, None) != 0:
+        err = ctypes.get_errno()
+        raise TestbedError(f"cannot mount bpffs on {BPF_FS}: {os.strerror(err)}")
+
+
+def obj_get(path: str) -> int:
+    return _check(_libbpf().bpf_obj_get(path.encode()), f"bpf_obj_get {path}")
+
+
+def obj_pin(fd: int, path: str) -> None:
+    _check(_libbpf().bpf_obj_pin(fd, path.encode()), f"bpf_obj_pin {path}")
+
+
+def map_update(map_fd: int, key: ctypes.Structure | ctypes._SimpleCData, value, flags: int = 0) -> None:
+    _check(_libbpf().bpf_map_update_elem(map_fd, ctypes.byref(key), ctypes.byref(value), ctypes.c_uint64(flags)),
+           "bpf_map_update_elem")
+
+
+def map_lookup(map_fd: int, key, value) -> bool:
+    return _libbpf().bpf_map_lookup_elem(map_fd, ctypes.byref(key), ctypes.byref(value)) == 0
+
+
+def map_keys(map_fd: int, key_type) -> list:
+    keys, prev, nxt = [], None, key_type()
+    lib = _libbpf()
+    while lib.bpf_map_get_next_key(map_fd, ctypes.byref(prev) if prev is not None else None, ctypes.byref(nxt)) == 0:
+        keys.append(nxt)
+        prev, nxt = nxt, key_type()
+    return keys
+
+
+def prog_attach(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0) -> None:
+    _check(_libbpf().bpf_prog_attach(prog_fd, target_fd, attach_type, flags), "bpf_prog_attach")
+
+
+def prog_detach(prog_fd: int, target_fd: int, attach_type: int) -> None:
+    _check(_libbpf().bpf_prog_detach2(prog_fd, target_fd, attach_type), "bpf_prog_detach2")
+
+
+def link_create(prog_fd: int, target_fd: int, attach_type: int) -> int:
+    return _check(_libbpf().bpf_link_create(prog_fd, target_fd, attach_type, None), "bpf_link_create")
+
+
+def take_fd(pid: int, fd: int) -> int:
+    """A copy of another process's file descriptor (pidfd_getfd; root)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = _check(libc.syscall(SYS_PIDFD_OPEN, pid, 0), f"pidfd_open {pid}")
+    try:
+        return _check(libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0), f"pidfd_getfd {pid}/{fd}")
+    finally:
+        os.close(pidfd)
+
+
+def listening_socket_fd(pid: int, port: int) -> int:
+    """The fd number, in process `pid`, of its TCP socket listening on `port` (any address)."""
+    inodes = set()
+    with open(f"/proc/{pid}/net/tcp") as f:  # the process's own namespace
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.split(":")[1], 16) == port:
+                inodes.add(inode)
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return int(fd)
+    raise LookupError(f"process {pid} has no socket listening on port {port}")
+
+
+def netns_cookie(netns_path: str) -> int:
+    """The kernel's cookie of a network namespace (what bpf_get_netns_cookie returns)."""
+    from ..cluster import netns
+
+    name = os.path.basename(netns_path)
+    with netns.entered(name), socket.socket() as s:
+        return int.from_bytes(s.getsockopt(socket.SOL_SOCKET, 71, 8), "little")  # SO_NETNS_COOKIE

@@ -1,0 +1,346 @@
+"""Capture with eBPF (`--redirect ebpf`), no iptables rule anywhere. The programs are in
+bpf/, one per attach point, compiled and loaded with bcc; their maps (bpf/include/tb_maps.h)
+and the programs themselves are pinned under /sys/fs/bpf/tb-<run>/, so that `down`, the
+supervisor and `testbed bpf stats` can reach them after the loader has exited.
+
+- connect4, getpeername4, sockops on every pod's cgroup: a connection to a service VIP goes
+  to the proxy serving the pod (or, without a mesh, straight to a pod of the service); the
+  app still sees the VIP as its peer.
+- getsockopt on every proxy's cgroup: answers SO_ORIGINAL_DST for redirected connections
+  (Envoy's original_dst listener filter). Proxies' own connections are never captured:
+  they sit in their own cgroups.
+- sk_lookup on the namespace where inbound is captured: connections to a served pod's port
+  go to its proxy's inbound listener (dropped while that proxy restarts). For node and
+  node-sa, policy routing first makes such packets local to the node.
+- sockops + sk_msg: local (loopback) connections, app <-> its sidecar or micro-proxy, move
+  bytes socket to socket, skipping TCP/IP.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import naming
+from ..cluster import cgroups, netns, procs
+from ..cluster.plan import BRIDGE, ClusterPlan
+from ..errors import TestbedError
+from ..mesh.topology import FINAL_HOP_MARK, MeshTopology
+from . import bpffs
+
+BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
+INBOUND_TABLE = 100  # node, node-sa: the routing table that makes captured pod traffic local
+RULE_PREF = 100
+BPF_F_ALLOW_MULTI = 2
+
+# attach types (linux/bpf.h enum bpf_attach_type)
+CGROUP_SOCK_OPS, SK_MSG_VERDICT, CGROUP_INET4_CONNECT = 3, 7, 10
+CGROUP_GETSOCKOPT, CGROUP_INET4_GETPEERNAME, SK_LOOKUP = 21, 29, 36
+# program types (enum bpf_prog_type)
+PROG_SOCK_OPS, PROG_SK_MSG, PROG_CGROUP_SOCK_ADDR, PROG_CGROUP_SOCKOPT, PROG_SK_LOOKUP = 13, 16, 18, 25, 30
+
+# file -> (program type, expected attach type, attach type)
+PROGRAMS = {
+    "connect4": (PROG_CGROUP_SOCK_ADDR, CGROUP_INET4_CONNECT),
+    "getpeername4": (PROG_CGROUP_SOCK_ADDR, CGROUP_INET4_GETPEERNAME),
+    "sockops": (PROG_SOCK_OPS, CGROUP_SOCK_OPS),
+    "getsockopt": (PROG_CGROUP_SOCKOPT, CGROUP_GETSOCKOPT),
+    "sk_msg": (PROG_SK_MSG, SK_MSG_VERDICT),
+    "sk_lookup": (PROG_SK_LOOKUP, SK_LOOKUP),
+}
+MODE_BALANCE, MODE_REDIRECT = 0, 1
+
+
+# --- map layouts, as in bpf/include/tb_maps.h ------------------------------------------
+class Pod(ctypes.Structure):
+    _fields_ = [("mode", ctypes.c_uint32), ("proxy_ip", ctypes.c_uint32), ("proxy_port", ctypes.c_uint16),
+                ("pad", ctypes.c_uint16), ("pad2", ctypes.c_uint32)]
+
+
+class SvcKey(ctypes.Structure):
+    _fields_ = [("vip", ctypes.c_uint32), ("port", ctypes.c_uint16), ("pad", ctypes.c_uint16)]
+
+
+class Svc(ctypes.Structure):
+    _fields_ = [("first", ctypes.c_uint32), ("count", ctypes.c_uint32)]
+
+
+class Addr(ctypes.Structure):
+    _fields_ = [("ip", ctypes.c_uint32), ("port", ctypes.c_uint16), ("pad", ctypes.c_uint16)]
+
+
+InboundKey = SvcKey  # same layout: address (field "vip"), port, both in network order
+
+
+class Stats(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_uint64) for n in ("redirected", "balanced", "orig_dst", "sc_sockets", "sc_msgs",
+                                                "sc_bytes")]
+
+
+class InboundStats(ctypes.Structure):
+    _fields_ = [("steered", ctypes.c_uint64), ("dropped", ctypes.c_uint64)]
+
+
+def ip_net(ip: str) -> int:
+    """An IPv4 address as the u32 a BPF program sees (network byte order in memory)."""
+    return int.from_bytes(socket.inet_aton(ip), "little")
+
+
+def ip_str(value: int) -> str:
+    return socket.inet_ntoa(value.to_bytes(4, "little"))
+
+
+def pin_dir(run_id: str) -> str:
+    return f"{bpffs.BPF_FS}/{naming.TAG}-{run_id}"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    program: str
+    target: str  # a cgroup (relative) or a netns name
+    attach_type: int
+
+
+class EbpfRedirect:
+    """Loads, attaches and populates; `teardown()` detaches and unpins. `topo` is None for the
+    `none` architecture (socket-level service balancing only)."""
+
+    def __init__(self, plan: ClusterPlan, topo: MeshTopology | None, run_dir: Path):
+        self.plan, self.topo = plan, topo
+        self.pins = pin_dir(plan.run_id)
+        self.record = run_dir / "ebpf.json"
+
+    # ------------------------------------------------------------------ install
+    def install(self, proxy_pids: dict[str, int] | None = None, progress=lambda msg: None) -> None:
+        """`proxy_pids`: the running Envoy of each proxy, whose inbound listener is registered."""
+        bpffs.ensure_mounted()
+        os.makedirs(self.pins, exist_ok=True)
+        progress("compiling and loading the BPF programs")
+        progs = self._load()
+        self._populate()
+        attachments = self._plan_attachments()
+        progress(f"attaching {len(attachments)} BPF programs")
+        done: list[Attachment] = []
+        for a in attachments:
+            self._attach(progs, a)
+            done.append(a)
+            self._save(done)
+        msg_map = bpffs.obj_get(f"{self.pins}/tb_sockets")
+        try:
+            bpffs.prog_attach(progs["sk_msg"], msg_map, SK_MSG_VERDICT)
+        finally:
+            os.close(msg_map)
+        if self.topo is not None:
+            self._capture_inbound(progs["sk_lookup"])
+            for proxy in self.topo.proxies:
+                if proxy.inbound_port:
+                    register_listener(self.pins, proxy.index, proxy.inbound_port, proxy_pids[proxy.name])
+        for fd in progs.values():
+            os.close(fd)
+
+    def _load(self) -> dict[str, int]:
+        """Compile each file with bcc, pin each program; returns the program fds."""
+        from bcc import BPF
+
+        fds = {}
+        cflags = [f"-I{BPF_DIR / 'include'}", f'-DTB_PIN_DIR="{self.pins}"', f"-DTB_FINAL_HOP_MARK={FINAL_HOP_MARK}"]
+        for name, (ptype, atype) in PROGRAMS.items():
+            b = BPF(src_file=str(BPF_DIR / f"{name}.c").encode(), cflags=cflags)
+            fn = b.load_func(f"tb_{name}".encode(), ptype, attach_type=atype)
+            path = f"{self.pins}/prog_{name}"
+            if not os.path.exists(path):
+                bpffs.obj_pin(fn.fd, path)
+            fds[name] = bpffs.obj_get(path)  # our own reference: bcc's goes with its object
+        return fds
+
+    def _populate(self) -> None:
+        plan = self.plan
+        services = bpffs.obj_get(f"{self.pins}/tb_services")
+        backends = bpffs.obj_get(f"{self.pins}/tb_backends")
+        pods = bpffs.obj_get(f"{self.pins}/tb_pods")
+        try:
+            slot = 0
+            for svc in plan.services:
+                bpffs.map_update(services, SvcKey(ip_net(svc.vip), socket.htons(svc.port)),
+                                 Svc(slot, len(svc.pods)))
+                for name in svc.pods:
+                    pod = plan.pod(name)
+                    bpffs.map_update(backends, ctypes.c_uint32(slot), Addr(ip_net(pod.ip), socket.htons(pod.port)))
+                    slot += 1
+            for pod in plan.pods:
+                cg = ctypes.c_uint64(os.stat(cgroups.path(pod.cgroup)).st_ino)  # = bpf_get_current_cgroup_id()
+                proxy = self.topo.serving(pod.name) if self.topo else None
+                if proxy is None:
+                    value = Pod(MODE_BALANCE, 0, 0)
+                elif proxy.role in ("sidecar", "micro"):
+                    value = Pod(MODE_REDIRECT, ip_net("127.0.0.1"), socket.htons(proxy.outbound_port))
+                else:  # node, node-sa: the proxy listens in the node namespace, behind the pod's gateway
+                    gateway = plan.node(pod.node).gateway
+                    value = Pod(MODE_REDIRECT, ip_net(gateway), socket.htons(proxy.outbound_port))
+                bpffs.map_update(pods, cg, value)
+        finally:
+            for fd in (services, backends, pods):
+                os.close(fd)
+
+    def _plan_attachments(self) -> list[Attachment]:
+        out = []
+        for pod in self.plan.pods:
+            for prog in ("connect4", "getpeername4", "sockops"):
+                out.append(Attachment(prog, pod.cgroup, PROGRAMS[prog][1]))
+        for proxy in self.topo.proxies if self.topo else ():
+            if proxy.role == "l7":
+                continue  # reached by address, never by redirection
+            out.append(Attachment("getsockopt", proxy.cgroup, CGROUP_GETSOCKOPT))
+            if proxy.role in ("sidecar", "micro"):  # the proxy's end of app <-> proxy connections
+                out.append(Attachment("sockops", proxy.cgroup, CGROUP_SOCK_OPS))
+        return out
+
+    def _attach(self, progs: dict[str, int], a: Attachment) -> None:
+        fd = os.open(cgroups.path(a.target), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            bpffs.prog_attach(progs[a.program], fd, a.attach_type, BPF_F_ALLOW_MULTI)
+        finally:
+            os.close(fd)
+
+    def _capture_inbound(self, sk_lookup_fd: int) -> None:
+        """Which pod ports go to which proxy's listener slot, and where sk_lookup runs."""
+        inbound = bpffs.obj_get(f"{self.pins}/tb_inbound")
+        try:
+            spaces = {}
+            for proxy in self.topo.proxies:
+                if not proxy.inbound_port:
+                    continue
+                for name in proxy.serves:
+                    pod = self.plan.pod(name)
+                    bpffs.map_update(inbound, InboundKey(ip_net(pod.ip), socket.htons(pod.port)),
+                                     ctypes.c_uint32(proxy.index))
+                spaces[proxy.netns] = proxy
+        finally:
+            os.close(inbound)
+        for i, (ns, proxy) in enumerate(sorted(spaces.items())):
+            if proxy.role in ("node", "node-sa"):
+                self._route_inbound_locally(ns)
+            fd = os.open(netns.path(ns), os.O_RDONLY)
+            try:
+                link = bpffs.link_create(sk_lookup_fd, fd, SK_LOOKUP)
+                bpffs.obj_pin(link, f"{self.pins}/link_sk_lookup_{i}")
+                os.close(link)
+            finally:
+                os.close(fd)
+
+    def _route_inbound_locally(self, node_netns: str) -> None:
+        """Policy routing (not iptables) in a node: TCP to a local pod's served port is
+        delivered locally, where sk_lookup hands it to the serving proxy; the proxies' own
+        final hop to the pod carries a mark and is routed normally."""
+        node = next(n for n in self.plan.nodes if n.netns == node_netns)
+        # "src": the node's own connections to a pod (a proxy's same-node call) need a local
+        # source address. accept_local: with port-based rules, the reverse-path check of the
+        # pod's answers (ports swapped) meets the local route; it must not call them martians.
+        netns.sysctl(node_netns, {f"net.ipv4.conf.{BRIDGE}.accept_local": 1})
+        cmds = [["ip", "rule", "add", "pref", str(RULE_PREF), "fwmark", str(FINAL_HOP_MARK), "lookup", "main"],
+                ["ip", "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", str(INBOUND_TABLE),
+                 "src", node.gateway]]
+        for pod in self.plan.pods_on(node.name):
+            cmds.append(["ip", "rule", "add", "pref", str(RULE_PREF + 1), "to", f"{pod.ip}/32", "ipproto", "tcp",
+                         "dport", str(pod.port), "lookup", str(INBOUND_TABLE)])
+        for cmd in cmds:
+            r = procs.run(cmd, node_netns)
+            if r.returncode != 0:
+                raise TestbedError(f"{' '.join(cmd)} in {node_netns}: {r.stderr.strip()}")
+
+    def _save(self, done: list[Attachment]) -> None:
+        self.record.write_text(json.dumps({"pins": self.pins, "attached": [a.__dict__ for a in done]}, indent=1))
+
+    # ------------------------------------------------------------------ teardown
+    def teardown(self) -> list[str]:
+        return sweep(self.plan.run_id, self.record)
+
+
+def register_listener(pins: str, slot: int, port: int, pid: int) -> None:
+    """Put Envoy `pid`'s listener on `port` into the inbound socket map at `slot` (after a
+    start or restart of that proxy). Needs no bcc: the supervisor calls it."""
+    fd_num = bpffs.listening_socket_fd(pid, port)
+    sock_fd = bpffs.take_fd(pid, fd_num)
+    socks = bpffs.obj_get(f"{pins}/tb_inbound_socks")
+    try:
+        bpffs.map_update(socks, ctypes.c_uint32(slot), ctypes.c_uint64(sock_fd))
+    finally:
+        os.close(socks)
+        os.close(sock_fd)
+
+
+def sweep(run_id: str | None, record: Path | None = None) -> list[str]:
+    """Detach what the record says was attached (cgroups that still exist), then remove the
+    run's pins (programs, maps, links: unpinning the sk_lookup links detaches them). Without
+    a record, cgroup removal detaches the rest. Every run when run_id is None."""
+    removed = []
+    if record is not None and record.exists():
+        data = json.loads(record.read_text())
+        for a in data.get("attached", []):
+            target = cgroups.path(a["target"])
+            prog = f"{data['pins']}/prog_{a['program']}"
+            if not (os.path.isdir(target) and os.path.exists(prog)):
+                continue
+            pfd, cfd = bpffs.obj_get(prog), os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                bpffs.prog_detach(pfd, cfd, a["attach_type"])
+                removed.append(f"BPF {a['program']} detached from {a['target']}")
+            except OSError:
+                pass
+            finally:
+                os.close(pfd)
+                os.close(cfd)
+    if not os.path.isdir(bpffs.BPF_FS):
+        return removed
+    prefix = f"{naming.TAG}-{run_id}" if run_id else f"{naming.TAG}-"
+    for entry in sorted(os.listdir(bpffs.BPF_FS)):
+        if entry == prefix or (run_id is None and entry.startswith(prefix)):
+            shutil.rmtree(f"{bpffs.BPF_FS}/{entry}")
+            removed.append(f"BPF pins {bpffs.BPF_FS}/{entry}")
+    return removed
+
+
+def stats(plan: ClusterPlan) -> dict:
+    """The counters of a run's programs, per pod (and per node for node proxies): read from
+    the pinned maps; connection counts are exact, so a known workload can be checked."""
+    pins = pin_dir(plan.run_id)
+    if not os.path.exists(f"{pins}/tb_stats"):
+        raise TestbedError(f"run {plan.run_id} has no BPF programs (it was started with --redirect iptables?)")
+    names = {}
+    for pod in plan.pods:
+        names[bpffs.netns_cookie(pod.netns)] = ("pod", pod.name)
+    for node in plan.nodes:
+        names[bpffs.netns_cookie(node.netns)] = ("node", node.name)
+    out = {"pods": {p.name: {f: 0 for f, _ in Stats._fields_} | {"inbound_steered": 0, "inbound_dropped": 0}
+                    for p in plan.pods}, "nodes": {}}
+    fd = bpffs.obj_get(f"{pins}/tb_stats")
+    try:
+        for key in bpffs.map_keys(fd, ctypes.c_uint64):
+            value = Stats()
+            if not bpffs.map_lookup(fd, key, value):
+                continue
+            kind, name = names.get(key.value, ("other", str(key.value)))
+            row = {f: getattr(value, f) for f, _ in Stats._fields_}
+            if kind == "pod":
+                out["pods"][name].update(row)
+            else:
+                out["nodes"][name] = row
+    finally:
+        os.close(fd)
+    by_addr = {(p.ip, p.port): p.name for p in plan.pods}
+    fd = bpffs.obj_get(f"{pins}/tb_inbound_stats")
+    try:
+        for key in bpffs.map_keys(fd, InboundKey):
+            value = InboundStats()
+            pod = by_addr.get((ip_str(key.vip), socket.ntohs(key.port)))
+            if pod and bpffs.map_lookup(fd, key, value):
+                out["pods"][pod]["inbound_steered"] = value.steered
+                out["pods"][pod]["inbound_dropped"] = value.dropped
+    finally:
+        os.close(fd)
+    return out
