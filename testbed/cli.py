@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -209,6 +210,42 @@ def bpf_stats(run_id, as_json):
         click.echo(f"{name:<14} " + " ".join(f"{row.get(c, 0):>15}" for c in cols))
     for name, row in st["nodes"].items():
         click.echo(f"{'node ' + name:<14} " + " ".join(f"{row.get(c, 0):>15}" for c in cols))
+
+
+@main.group()
+def bench():
+    """Benchmarks that compare variants inside one run."""
+
+
+@bench.command(name="redirect")
+@click.argument("spec_file", type=click.Path(dir_okay=False),
+                default=str(DEFAULT_SPEC.parent / "bench.yaml"))
+@click.option("--arch", "archs", multiple=True, type=click.Choice(runner.ARCHITECTURES[1:]),
+              help="Mesh architectures to include (repeatable; default: all). `none` is always measured.")
+@click.option("--repeat", default=3, show_default=True, help="Repetitions of each variant (interleaved).")
+@click.option("--seconds", default=5.0, show_default=True, help="Measured seconds per repetition.")
+@click.option("--warmup", default=1.0, show_default=True, help="Seconds trimmed at the start of each.")
+@click.option("--rate", default=200.0, show_default=True, help="Requests per second offered.")
+@click.option("--keepalive/--no-keepalive", default=True, show_default=True,
+              help="Reuse connections, or open one per request (where connect-time redirection costs show).")
+@click.option("--seed", default=1, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Directory for redirect.json and the plots (default: out/bench-redirect-<time>).")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON result.")
+def bench_redirect(spec_file, archs, repeat, seconds, warmup, rate, keepalive, seed, out_dir, as_json):
+    """eBPF against iptables redirection, for every architecture, in one run: latency
+    percentiles and throughput with 95 % confidence intervals, and ebpf/iptables ratios."""
+    from .bench import redirect as bench_mod
+
+    runner.require_root()
+    out_dir = out_dir or f"out/bench-redirect-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = bench_mod.run(spec_file, list(archs) or list(runner.ARCHITECTURES[1:]), list(runner.REDIRECTS),
+                           repeat, seconds, rate, warmup, keepalive, seed, out_dir, progress=_progress)
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+    else:
+        click.echo("\n".join(bench_mod.table(result)))
+        click.echo(f"\nwritten: {out_dir}/redirect.json, redirect-p50.svg, redirect-p99.svg")
 
 
 @main.command(name="matrix")

@@ -12,24 +12,22 @@ from . import naming
 from .cluster import cgroups, netns
 from .errors import TestbedError
 from .mesh import envoy
+from .redirect import bpffs, ebpf
 
 TOOLS = {
     "ip": "iproute2", "tc": "iproute2", "iptables": "iptables", "iptables-restore": "iptables",
     "bpftool": "bpftool", "hey": "hey", "wat2wasm": "wabt", "curl": "curl",
 }
 
-# one tiny program per attach point the testbed uses (bpf/ holds the real ones)
-PROBE_SRC = r"""
-#include <uapi/linux/bpf.h>
-#include <uapi/linux/pkt_cls.h>
-BPF_SOCKHASH(probe_hash, u64, 16);
-int p_cls(struct __sk_buff *skb) { return TC_ACT_OK; }
-int p_connect4(struct bpf_sock_addr *ctx) { return 1; }
-int p_sockops(struct bpf_sock_ops *skops) { return 0; }
-int p_skmsg(struct sk_msg_md *msg) { return SK_PASS; }
-int p_getsockopt(struct bpf_sockopt *ctx) { return 1; }
-int p_sklookup(struct bpf_sk_lookup *ctx) { return SK_PASS; }
-"""
+# what each program of bpf/ needs from the kernel, for the hint when it does not load
+BPF_FEATURES = {
+    "connect4": "cgroup sock_addr programs (CONFIG_CGROUP_BPF, kernel >= 4.17)",
+    "getpeername4": "cgroup getpeername hooks (kernel >= 5.8)",
+    "sockops": "sock_ops programs and sockhash maps (CONFIG_BPF_STREAM_PARSER)",
+    "getsockopt": "cgroup sockopt programs (kernel >= 5.3)",
+    "sk_msg": "sk_msg programs (CONFIG_BPF_STREAM_PARSER)",
+    "sk_lookup": "sk_lookup programs (kernel >= 5.9)",
+}
 
 
 @dataclass
@@ -84,31 +82,26 @@ def _netns() -> str:
 
 
 def _bpf_programs() -> Iterator[Check]:
-    """bcc compiles, then each program type the testbed uses loads on this kernel."""
+    """bcc compiles, then every program of bpf/ loads on this kernel (into a throw-away pin
+    directory, removed afterwards)."""
     try:
-        from bcc import BPF, BPFAttachType, BPFProgType
-
-        b = BPF(text=PROBE_SRC)
-    except Exception as exc:  # noqa: BLE001
-        yield Check("bcc compiles a program", False, f"{type(exc).__name__}: {exc}",
-                    "install python3-bpfcc and kernel headers: sudo make setup")
+        import bcc  # noqa: F401
+    except ImportError as exc:
+        yield Check("bcc", False, str(exc), "install python3-bpfcc and kernel headers: sudo make setup")
         return
-    yield Check("bcc compiles a program", True, "bcc " + getattr(__import__("bcc"), "__version__", "?"))
-    kinds = [
-        ("tc classifier (cls_bpf)", "p_cls", BPF.SCHED_CLS, None),
-        ("cgroup/connect4", "p_connect4", BPF.CGROUP_SOCK_ADDR, BPFAttachType.CGROUP_INET4_CONNECT),
-        ("sockops", "p_sockops", BPF.SOCK_OPS, None),
-        ("sk_msg + sockhash", "p_skmsg", BPF.SK_MSG, None),
-        ("cgroup/getsockopt", "p_getsockopt", BPFProgType.CGROUP_SOCKOPT, BPFAttachType.CGROUP_GETSOCKOPT),
-        ("sk_lookup", "p_sklookup", 30, 36),  # BPF_PROG_TYPE_SK_LOOKUP, BPF_SK_LOOKUP
-    ]
-    for label, fn, ptype, atype in kinds:
-        def load(fn=fn, ptype=ptype, atype=atype):
-            kw = {"attach_type": atype} if atype is not None else {}
-            b.load_func(fn, ptype, **kw)
-            return "loads"
-        yield _check(f"BPF {label}", load, f"this kernel cannot load {label} programs")
-    b.cleanup()
+    try:
+        bpffs.ensure_mounted()
+    except TestbedError as exc:
+        yield Check("bpffs", False, str(exc), "mount -t bpf bpf /sys/fs/bpf")
+        return
+    pins = f"{bpffs.BPF_FS}/{naming.TAG}-doctor{os.getpid() % 10000}"
+    os.makedirs(pins, exist_ok=True)
+    try:
+        for name in ebpf.PROGRAMS:
+            yield _check(f"BPF program bpf/{name}.c", lambda name=name: ebpf._compile_and_pin(pins, name) or "loads",
+                         f"this kernel lacks {BPF_FEATURES[name]}")
+    finally:
+        shutil.rmtree(pins, ignore_errors=True)
 
 
 def _clsact() -> str:

@@ -30,6 +30,9 @@ IDENTITY = {}
 class AppHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "testbed-agent"
+    # headers and body are two writes: without TCP_NODELAY, Nagle's algorithm holds the body
+    # until the client's delayed ACK (~40 ms) on every kept-alive request
+    disable_nagle_algorithm = True
 
     def do_GET(self):  # noqa: N802 - http.server's naming
         peer = f"{self.client_address[0]}:{self.client_address[1]}"

@@ -72,7 +72,20 @@ def remove(rel: str) -> bool:
     if not os.path.isdir(p):
         return False
     for dirpath, _dirs, _files in sorted(os.walk(p), key=lambda w: -w[0].count("/")):
-        os.rmdir(dirpath)
+        # a killed process still counts until its parent has reaped it: EBUSY for a moment
+        wait_for(lambda d=dirpath: _rmdir(d), 5, f"cgroup {dirpath} to be empty and removed")
+    return True
+
+
+def _rmdir(d: str) -> bool:
+    try:
+        os.rmdir(d)
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        if exc.errno == 16:  # EBUSY
+            return False
+        raise
     return True
 
 

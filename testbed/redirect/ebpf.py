@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import multiprocessing
 import os
 import shutil
 import socket
@@ -144,19 +145,15 @@ class EbpfRedirect:
             os.close(fd)
 
     def _load(self) -> dict[str, int]:
-        """Compile each file with bcc, pin each program; returns the program fds."""
-        from bcc import BPF
-
-        fds = {}
-        cflags = [f"-I{BPF_DIR / 'include'}", f'-DTB_PIN_DIR="{self.pins}"', f"-DTB_FINAL_HOP_MARK={FINAL_HOP_MARK}"]
-        for name, (ptype, atype) in PROGRAMS.items():
-            b = BPF(src_file=str(BPF_DIR / f"{name}.c").encode(), cflags=cflags)
-            fn = b.load_func(f"tb_{name}".encode(), ptype, attach_type=atype)
-            path = f"{self.pins}/prog_{name}"
-            if not os.path.exists(path):
-                bpffs.obj_pin(fn.fd, path)
-            fds[name] = bpffs.obj_get(path)  # our own reference: bcc's goes with its object
-        return fds
+        """Compile each file with bcc and pin each program; returns the program fds. The first
+        file creates (and pins) every map; the others, which then only reuse the pins, are
+        compiled in parallel worker processes (clang is the slow part)."""
+        first, *rest = PROGRAMS
+        _compile_and_pin(self.pins, first)
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(min(len(rest), os.cpu_count() or 1)) as pool:
+            pool.starmap(_compile_and_pin, [(self.pins, name) for name in rest])
+        return {name: bpffs.obj_get(f"{self.pins}/prog_{name}") for name in PROGRAMS}
 
     def _populate(self) -> None:
         plan = self.plan
@@ -259,6 +256,18 @@ class EbpfRedirect:
     # ------------------------------------------------------------------ teardown
     def teardown(self) -> list[str]:
         return sweep(self.plan.run_id, self.record)
+
+
+def _compile_and_pin(pins: str, name: str) -> None:
+    from bcc import BPF
+
+    cflags = [f"-I{BPF_DIR / 'include'}", f'-DTB_PIN_DIR="{pins}"', f"-DTB_FINAL_HOP_MARK={FINAL_HOP_MARK}"]
+    ptype, atype = PROGRAMS[name]
+    b = BPF(src_file=str(BPF_DIR / f"{name}.c").encode(), cflags=cflags)
+    fn = b.load_func(f"tb_{name}".encode(), ptype, attach_type=atype)
+    path = f"{pins}/prog_{name}"
+    if not os.path.exists(path):
+        bpffs.obj_pin(fn.fd, path)
 
 
 def register_listener(pins: str, slot: int, port: int, pid: int) -> None:

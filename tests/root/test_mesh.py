@@ -164,7 +164,7 @@ def test_a_stolen_svid_gets_exactly_its_accounts_rights(mesh_run):
             assert r.stdout == expect, (sa, svc.name, target, r.stdout, r.stderr)
 
 
-@archs()
+@archs(redirects=["ebpf"])  # placement and keys do not depend on the redirection
 def test_each_proxy_holds_exactly_the_keys_of_its_role(mesh_run):
     arch, st, cluster, mesh = mesh_run
     plan = cluster.plan
@@ -209,7 +209,7 @@ def test_a_killed_proxy_is_back_and_serving_within_2s(mesh_run):
     assert mesh.proxy_status()[proxy.name]["restarts"] == 1
 
 
-@archs("sidecar", "node")
+@archs("sidecar", "node", redirects=["ebpf"])
 def test_upgrade_in_place(mesh_run):
     arch, st, cluster, mesh = mesh_run
     name = mesh.topo.serving("api-0").name
@@ -218,8 +218,10 @@ def test_upgrade_in_place(mesh_run):
     assert hot["proxy"] == name and hot["epoch"] == 1 and hot["pid"] != before
     restart = runner.upgrade(cluster.plan.run_id, name, "restart")
     assert restart["epoch"] == 0 and restart["pid"] != hot["pid"]
-    db = cluster.plan.service("db")
+    db, api = cluster.plan.service("db"), cluster.plan.service("api")
     assert all(r["status"] == 200 for r in cluster.call("api-0", f"http://{db.vip}:{db.port}/", count=3))
+    answers = cluster.call("web-0", f"http://{api.vip}:{api.port}/", count=8)  # into the new proxy too
+    assert all(r["status"] == 200 for r in answers) and "api-0" in {r["pod"] for r in answers}
     assert mesh.proxy_status()[name]["restarts"] == 0  # upgrades are not crashes
 
 
@@ -233,7 +235,7 @@ def test_down_leaves_zero_objects_proxies_and_shared_memory_included(mesh_run):
     assert nothing_left(run_id), snapshot(run_id)
 
 
-@archs("node")
+@archs("node", redirects=["iptables"])
 def test_proxy_config_prints_the_config_of_the_serving_proxy(mesh_run):
     arch, st, cluster, mesh = mesh_run
     r = tb("proxy-config", "--run", cluster.plan.run_id, "db-0")

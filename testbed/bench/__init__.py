@@ -1,0 +1,1 @@
+"""Benchmarks driven from the CLI (`testbed bench ...`): variants compared inside one run."""

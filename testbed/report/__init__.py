@@ -1,0 +1,1 @@
+"""The report stage: tables and plots, built from results and journals only (no root)."""
