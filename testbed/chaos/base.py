@@ -1,0 +1,85 @@
+"""What every fault shares: its context, target resolution and the blast-radius facts that
+follow from the architecture alone (proxies_hit, pods_served)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..cluster.namespaces import NamespaceCluster
+from ..cluster.plan import ClusterPlan
+from ..experiment import FaultSpec
+from ..mesh.stage import MeshStage
+from ..mesh.topology import Proxy
+
+
+@dataclass
+class ChaosContext:
+    plan: ClusterPlan
+    cluster: NamespaceCluster
+    mesh: MeshStage | None  # None for the `none` architecture
+
+    @property
+    def arch(self) -> str:
+        return self.mesh.topo.arch if self.mesh else "none"
+
+
+def resolve(ctx: ChaosContext, spec: FaultSpec) -> list[Proxy]:
+    """The proxies a fault on this target touches, in this architecture."""
+    if ctx.mesh is None:
+        return []
+    topo, plan, t = ctx.mesh.topo, ctx.plan, spec.target
+    if t.kind == "pod":
+        pods = [t.name]
+    elif t.kind == "service":
+        pods = list(plan.service(t.name).pods)
+    else:
+        pods = [p.name for p in plan.pods_on(t.name)]
+    out: dict[str, Proxy] = {}
+    for name in pods:
+        if t.proxy == "l7":
+            pod = plan.pod(name)
+            proxy = topo.l7_for(pod.service_account) if plan.spec.service(pod.service).l7 else None
+        else:
+            proxy = topo.serving(name)
+        if proxy is not None:
+            out[proxy.name] = proxy
+    return list(out.values())
+
+
+class Fault:
+    kind = "?"
+
+    def __init__(self, spec: FaultSpec, ctx: ChaosContext):
+        self.spec, self.ctx = spec, ctx
+        self.proxies = resolve(ctx, spec)
+        self.details: dict = {}
+
+    @property
+    def revert_at(self) -> float:
+        """Seconds after traffic start when the fault is over (recovery is measured from here)."""
+        return self.spec.at + self.spec.duration
+
+    def describe(self) -> str:
+        names = ", ".join(p.name for p in self.proxies) or "no proxy"
+        return f"{self.kind} on the proxies serving {self.spec.target.describe()} ({names})"
+
+    def facts(self) -> dict:
+        """Deterministic from the architecture: what the fault touches and whom that serves."""
+        served = sorted({pod for p in self.proxies for pod in p.serves})
+        return {"proxies_hit": len(self.proxies), "proxies": [p.name for p in self.proxies],
+                "pods_served": len(served), "pods_served_list": served}
+
+    def inject(self) -> None:
+        raise NotImplementedError
+
+    def revert(self) -> None:
+        raise NotImplementedError
+
+
+FAULTS: dict[str, type[Fault]] = {}
+
+
+def make_fault(spec: FaultSpec, ctx: ChaosContext) -> Fault:
+    from . import identity, proxy_faults  # noqa: F401 - they fill FAULTS
+
+    return FAULTS[spec.kind](spec, ctx)

@@ -1,0 +1,57 @@
+"""Identity compromise: an attacker takes every key held by the proxy serving the target,
+then, from a host of its own on the fabric, tries every service with every stolen identity
+over real mTLS. What it reached is the blast radius of a compromised proxy."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..cluster import netns, procs
+from ..identity import spiffe_id
+from ..mesh.entry import entry_point
+from .base import FAULTS, Fault
+
+ATTACKER = "attacker"
+
+
+class IdentityCompromise(Fault):
+    kind = "identity-compromise"
+
+    def inject(self) -> None:
+        ctx = self.ctx
+        plan, mesh = ctx.plan, ctx.mesh
+        td = plan.spec.mesh.trust_domain
+        loot = Path(tempfile.mkdtemp(prefix=f"tb-{plan.run_id}-loot-"))
+        self._loot = loot
+        stolen = sorted({sa for p in self.proxies for sa in p.identities})
+        for p in self.proxies:  # what is on the compromised proxy's disk
+            for f in (mesh.run.proxies_dir / p.name / "certs").iterdir():
+                shutil.copyfile(f, loot / f.name)
+        ns, ip = ctx.cluster.add_host(ATTACKER)
+        self._netns = ns
+        reached = []
+        for sa in stolen:
+            for svc in plan.services:
+                host, port = entry_point(plan, mesh.topo, svc.name)
+                r = procs.run(["curl", "-sk", "-m", "3", "-o", "/dev/null", "-w", "%{http_code}",
+                               "--cert", str(loot / f"{sa}.crt"), "--key", str(loot / f"{sa}.key"),
+                               f"https://{host}:{port}/"], ns, timeout=10)
+                if r.stdout.strip() == "200":
+                    reached.append([spiffe_id(td, sa), svc.name])
+        self.details = {"attacker": ip, "identities_exposed": [spiffe_id(td, sa) for sa in stolen],
+                        "reachable_pairs": reached}
+
+    def revert(self) -> None:
+        ns = getattr(self, "_netns", None)
+        if ns and netns.exists(ns):
+            for pid in procs.in_netns({netns.inode(ns)}):
+                procs.kill([pid])
+            netns.delete(ns)
+        loot = getattr(self, "_loot", None)
+        if loot:
+            shutil.rmtree(loot, ignore_errors=True)
+
+
+FAULTS[IdentityCompromise.kind] = IdentityCompromise
