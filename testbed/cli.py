@@ -212,6 +212,31 @@ def bpf_stats(run_id, as_json):
         click.echo(f"{'node ' + name:<14} " + " ".join(f"{row.get(c, 0):>15}" for c in cols))
 
 
+@main.command(name="run")
+@click.argument("experiment_file", type=click.Path(dir_okay=False))
+@click.option("--arch", "archs", multiple=True, type=click.Choice(runner.ARCHITECTURES),
+              help="Only these of the experiment's architectures (repeatable).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Where journal.json and the timelines go (default: out/<experiment>-<time>).")
+@click.option("--json", "as_json", is_flag=True, help="Print the journal as JSON.")
+def run_cmd(experiment_file, archs, out_dir, as_json):
+    """Run a chaos experiment in each architecture: steady traffic, faults injected and
+    reverted on schedule, the blast radius of each, side by side."""
+    from .chaos import run as chaos_run
+    from .experiment import load_experiment
+
+    exp = load_experiment(experiment_file)  # a bad experiment fails here, before anything exists
+    runner.require_root()
+    out_dir = out_dir or f"out/{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    journal = chaos_run.run_experiment(exp, Path(experiment_file).read_text(), list(archs) or None, out_dir,
+                                       progress=_progress)
+    if as_json:
+        click.echo(json.dumps(journal, indent=1))
+        return
+    click.echo("\n".join(chaos_run.table(journal)))
+    click.echo(f"\nwritten: {out_dir}/journal.json and timeline-<arch>.csv")
+
+
 @main.group()
 def bench():
     """Benchmarks that compare variants inside one run."""

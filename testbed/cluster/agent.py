@@ -11,6 +11,12 @@ Control protocol: one JSON object per line in, one per line out.
   {"op": "call", "url": U, "count": N, "timeout": T} -> {"ok": true, "results": [...]}
 each result: {"status": int|null, "pod": str|null, "peer": str|null, "latency_ms": float,
               "error": str|null}
+  {"op": "load", "targets": [{"service": S, "url": U}, ...], "rate": R, "duration": D,
+   "start": EPOCH, "out": FILE}                     -> {"ok": true} at once; then, from
+   `start`, R requests per second to each target for D seconds, open loop (each request
+   leaves on schedule in its own thread, whatever happened to the previous ones), one JSON
+   record per request in FILE, and FILE.done when the last one has finished:
+   {"t": scheduled epoch, "src": pod, "dst": S, "pod", "status", "latency_ms", "error"}
 """
 
 import argparse
@@ -78,6 +84,45 @@ def call_once(url, timeout):
     return result
 
 
+MAX_IN_FLIGHT = 256  # open loop, but bounded: beyond this a request is recorded as not sent
+
+
+def run_load(targets, rate, duration, start, out, timeout=2.0):
+    lock, records, threads = threading.Lock(), [], []
+    slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
+    schedule = sorted((start + k / rate, t["service"], t["url"]) for t in targets
+                      for k in range(int(duration * rate)))
+
+    def fire(when, service, url):
+        try:
+            r = call_once(url, timeout)
+        finally:
+            slots.release()
+        with lock:
+            records.append({"t": when, "src": IDENTITY["pod"], "dst": service, "pod": r["pod"],
+                            "status": r["status"], "latency_ms": r["latency_ms"], "error": r["error"]})
+
+    for when, service, url in schedule:
+        delay = when - time.time()
+        if delay > 0:
+            time.sleep(delay)  # the schedule itself: requests leave at their time
+        if not slots.acquire(blocking=False):
+            with lock:
+                records.append({"t": when, "src": IDENTITY["pod"], "dst": service, "pod": None, "status": None,
+                                "latency_ms": 0.0, "error": "generator-overload"})
+            continue
+        th = threading.Thread(target=fire, args=(when, service, url), daemon=True)
+        th.start()
+        threads.append(th)
+    for th in threads:
+        th.join()
+    with open(out, "w") as f:
+        for r in sorted(records, key=lambda r: r["t"]):
+            f.write(json.dumps(r) + "\n")
+    with open(out + ".done", "w") as f:
+        f.write(str(len(records)))
+
+
 class ControlHandler(socketserver.StreamRequestHandler):
     def handle(self):
         for line in self.rfile:
@@ -90,6 +135,11 @@ class ControlHandler(socketserver.StreamRequestHandler):
                     count = int(req.get("count", 1))
                     timeout = float(req.get("timeout", 2.0))
                     resp = {"ok": True, "results": [call_once(req["url"], timeout) for _ in range(count)]}
+                elif op == "load":
+                    args = (req["targets"], float(req["rate"]), float(req["duration"]), float(req["start"]),
+                            req["out"], float(req.get("timeout", 2.0)))
+                    threading.Thread(target=run_load, args=args, daemon=True).start()
+                    resp = {"ok": True}
                 else:
                     resp = {"ok": False, "error": f"unknown op {op!r}"}
             except Exception as exc:  # noqa: BLE001 - answer, never die
