@@ -10,6 +10,7 @@ import pytest
 
 from testbed import runner
 from testbed.redirect import ebpf
+from testbed.traffic import matrix
 
 from ..conftest import FIXTURES, tb
 from .leftovers import nothing_left, snapshot
@@ -38,57 +39,41 @@ def _rules(netns: str) -> list[str]:
 
 
 @every_arch
-def test_no_iptables_rule_in_any_namespace(ebpf_run):
-    arch, st, cluster = ebpf_run
-    assert st["redirect"] == "ebpf"
-    assert all(e.ok for e in __import__("testbed.traffic.matrix", fromlist=["probe"]).probe(cluster, cluster.plan))
-    for ns in cluster.plan.namespaces():
-        assert _rules(ns) == [], ns
-
-
-@every_arch
-def test_counters_match_a_known_workload(ebpf_run):
-    """N calls in, N connections counted where the architecture says."""
-    arch, st, cluster = ebpf_run
-    plan, n = cluster.plan, 23
-    before = ebpf.stats(plan)["pods"]["web-0"]
-    api = plan.service("api")
-    results = cluster.call("web-0", f"http://{api.vip}:{api.port}/", count=n)
-    assert [r["status"] for r in results] == [200] * n
-    after = ebpf.stats(plan)["pods"]["web-0"]
-    delta = {k: after[k] - before[k] for k in after}
-    if arch == "none":
-        assert delta["balanced"] == n and delta["redirected"] == 0
-    else:
-        assert delta["redirected"] == n and delta["balanced"] == 0
-    if arch in ("sidecar", "ambient"):  # app <-> its proxy share a namespace: short-circuited
-        assert delta["orig_dst"] == n
-        assert delta["sc_msgs"] >= 2 * n and delta["sc_bytes"] > 0
-    else:
-        assert delta["sc_msgs"] == 0
-
-
-@every_arch
-def test_inbound_is_steered_to_the_serving_proxy(ebpf_run):
+def test_ebpf_redirection(ebpf_run):
+    """One run per architecture, several facts checked on it:
+    no iptables rule in any namespace; N calls in, N connections counted where the
+    architecture says; inbound steered to the serving proxy; the app sees the service as
+    its peer."""
     arch, st, cluster = ebpf_run
     plan = cluster.plan
-    db = plan.service("db")
-    before = ebpf.stats(plan)["pods"]["db-0"]["inbound_steered"]
+    assert st["redirect"] == "ebpf"
+    fresh = ebpf.stats(plan)["pods"]  # before any call: inbound connections are counted from here
+    assert all(e.ok for e in matrix.probe(cluster, plan))
+    for ns in plan.namespaces():
+        assert _rules(ns) == [], ns
+
+    n = 23
+    before = ebpf.stats(plan)["pods"]
+    api, db = plan.service("api"), plan.service("db")
+    assert [r["status"] for r in cluster.call("web-0", f"http://{api.vip}:{api.port}/", count=n)] == [200] * n
     assert [r["status"] for r in cluster.call("api-1", f"http://{db.vip}:{db.port}/", count=5)] == [200] * 5
-    steered = ebpf.stats(plan)["pods"]["db-0"]["inbound_steered"] - before
+    after = ebpf.stats(plan)["pods"]
+    web = {k: after["web-0"][k] - before["web-0"][k] for k in after["web-0"]}
+    steered = after["db-0"]["inbound_steered"] - fresh["db-0"]["inbound_steered"]
     if arch == "none":
-        assert steered == 0
+        assert web["balanced"] == n and web["redirected"] == 0 and steered == 0
     else:
-        assert 1 <= steered <= 5  # one per connection into db-0's proxy (proxies may reuse connections)
+        assert web["redirected"] == n and web["balanced"] == 0
+        assert 1 <= steered <= 11  # one per connection into db-0's proxy (proxies may reuse connections)
+    if arch in ("sidecar", "ambient"):  # app <-> its proxy share a namespace: short-circuited
+        assert web["orig_dst"] == n
+        assert web["sc_msgs"] >= 2 * n and web["sc_bytes"] > 0
+    else:
+        assert web["sc_msgs"] == 0
 
-
-@every_arch
-def test_the_app_sees_the_service_as_its_peer(ebpf_run):
-    arch, st, cluster = ebpf_run
-    api = cluster.plan.service("api")
     code = (f"import socket; s = socket.create_connection(('{api.vip}', {api.port}), timeout=3); "
             "print('%s:%d' % s.getpeername())")
-    r = tb("exec", "--run", cluster.plan.run_id, "web-0", "--", "python3", "-c", code)
+    r = tb("exec", "--run", plan.run_id, "web-0", "--", "python3", "-c", code)
     assert r.stdout.strip() == f"{api.vip}:{api.port}"
 
 

@@ -1,0 +1,82 @@
+"""Chaos experiments, end to end through `testbed run`, on a cluster where node n1 hosts 3
+pods of 2 service accounts (web-0; api-0 and db-0, which share `backend`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from testbed import spec
+
+from ..conftest import FIXTURES, tb
+from .leftovers import nothing_left
+
+pytestmark = pytest.mark.root
+MESH = FIXTURES / "mesh.yaml"
+SPEC = spec.load_cluster(MESH)
+FLOWS = [(p.name, dst) for p in SPEC.pods for dst in SPEC.calls_from(p.service)]
+
+
+def run_experiment(tmp_path, body: str, archs: list[str]) -> dict:
+    exp = tmp_path / "experiment.yaml"
+    exp.write_text(f"name: t\ncluster: {MESH}\narchitectures: [{', '.join(archs)}]\n" + body)
+    out = tmp_path / "out"
+    r = tb("run", exp, "--out", out, timeout=900)
+    assert "after every revert" in r.stdout
+    journal = json.loads((out / "journal.json").read_text())
+    for arch, result in journal["architectures"].items():
+        assert result["clean_after"]["requests"] > 0 and result["clean_after"]["failed"] == 0, arch
+        assert nothing_left(result["run"])
+    return journal
+
+
+def expected_affected(served: set[str]) -> int:
+    """A flow is hurt when its source's proxy is down, or one of its destination's pods is."""
+    return sum(src in served or any(p.name in served for p in SPEC.pods if p.service == dst) for src, dst in FLOWS)
+
+
+def test_proxy_crash_and_hang_blast_radius_follows_the_architecture(tmp_path):
+    journal = run_experiment(tmp_path, """traffic: {rate: 10, duration: 13s}
+faults:
+  - {kind: proxy-crash, target: {pod: db-0}, at: 3s, duration: 3s, restartDelay: 3s}
+  - {kind: proxy-hang, target: {pod: db-0}, at: 9s, duration: 2s}
+""", ["sidecar", "node", "node-sa"])
+    served = {"sidecar": {"db-0"}, "node": {"web-0", "api-0", "db-0"}, "node-sa": {"api-0", "db-0"}}
+    for arch, result in journal["architectures"].items():
+        crash, hang = result["faults"]
+        assert crash["proxies_hit"] == 1 and set(crash["pods_served_list"]) == served[arch]
+        assert crash["pods_served"] == len(served[arch])
+        assert crash["flows_total"] == len(FLOWS) == 6
+        assert crash["flows_affected"] == expected_affected(served[arch]), (arch, crash["flows"])
+        assert crash["requests_failed"] > 0 and crash["time_to_detect"] is not None
+        assert hang["flows_affected"] == expected_affected(served[arch]), (arch, hang["flows"])
+    assert [journal["architectures"][a]["faults"][0]["flows_affected"] for a in ("sidecar", "node-sa", "node")] \
+        == [2, 4, 5]
+
+
+def test_identity_compromise_exposes_what_the_proxy_held_and_reaches_what_the_policy_allows(tmp_path):
+    journal = run_experiment(tmp_path, """traffic: {rate: 5, duration: 6s}
+faults:
+  - {kind: identity-compromise, target: {pod: db-0}, at: 2s, duration: 2s}
+""", ["sidecar", "node", "node-sa"])
+    td = "spiffe://cluster.local/ns/default/sa/"
+    exposed = {"sidecar": ["backend"], "node-sa": ["backend"], "node": ["backend", "web"]}
+    for arch, result in journal["architectures"].items():
+        (f,) = result["faults"]
+        assert f["identities_exposed"] == [td + sa for sa in exposed[arch]]
+        allowed = sorted([td + SPEC.service(c.source).service_account, c.target] for c in SPEC.calls
+                         if SPEC.service(c.source).service_account in exposed[arch])
+        assert sorted(f["reachable_pairs"]) == allowed, arch
+        assert f["flows_affected"] == 0  # stealing keys breaks nothing: that is what makes it dangerous
+
+
+def test_hot_restart_upgrade_loses_no_request(tmp_path):
+    journal = run_experiment(tmp_path, """traffic: {rate: 10, duration: 10s}
+faults:
+  - {kind: upgrade, target: {service: api}, strategy: hot-restart, at: 3s, duration: 5s}
+""", ["sidecar", "node"])
+    for arch, result in journal["architectures"].items():
+        (f,) = result["faults"]
+        assert len(f["details"]["upgrades"]) == f["proxies_hit"] == 2
+        assert f["requests_failed"] == 0 and f["flows_affected"] == 0, (arch, f["flows"])
