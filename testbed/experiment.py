@@ -22,8 +22,11 @@ FAULT_FIELDS = {
     "proxy-hang": set(),
     "identity-compromise": set(),
     "upgrade": {"strategy"},
+    "wasm": {"behavior", "failurePolicy"},
 }
-PLANNED_KINDS = ("wasm", "tcp-reset", "drop", "delay")  # in the design, not built yet
+PLANNED_KINDS = ("tcp-reset", "drop", "delay")  # in the design, not built yet
+WASM_BEHAVIORS = ("trap", "loop", "memory", "deny-all")
+WASM_POLICIES = ("closed", "open", "reload")
 TARGET_KEYS = ("pod", "service", "node")
 DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
 
@@ -235,6 +238,12 @@ def _fault(ck: _Checker, item, line: int, where: str, cluster: ClusterSpec | Non
             ck.fail(m.line_of("restartDelay"), f"{where}.restartDelay", f"expected a duration, got "
                     f"{_kind(m['restartDelay'])}")
             ok = False
+    for key, allowed in (("behavior", WASM_BEHAVIORS), ("failurePolicy", WASM_POLICIES)):
+        if key in m:
+            if m[key] not in allowed:
+                ck.fail(m.line_of(key), f"{where}.{key}", f"{m[key]!r} is not one of {', '.join(allowed)}")
+                ok = False
+            options[key] = m[key]
     if "strategy" in m:
         if m["strategy"] not in ("restart", "hot-restart"):
             ck.fail(m.line_of("strategy"), f"{where}.strategy", f"{m['strategy']!r} is not restart or hot-restart")

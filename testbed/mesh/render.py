@@ -44,12 +44,14 @@ def _local_cluster(name: str, port: int) -> dict:
             "original_dst": False}
 
 
-def context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, redirect: str = "ebpf") -> dict:
+def context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, redirect: str = "ebpf",
+            wasm: dict | None = None) -> dict:
     td = plan.spec.mesh.trust_domain
     # eBPF capture hands a node proxy connections still addressed to the pod: the listener
     # must be transparent to answer from an address that is not its own
     ctx = {"p": proxy, "certs": certs, "trust_domain": td,
-           "transparent": redirect == "ebpf" and proxy.role in ("node", "node-sa")}
+           "transparent": redirect == "ebpf" and proxy.role in ("node", "node-sa"),
+           "wasm": wasm or {}}  # service -> a Wasm extension on its inbound (chaos)
     if proxy.role in ("sidecar", "micro"):
         pod = plan.pod(proxy.serves[0])
         outbound, clusters = [], []
@@ -104,8 +106,10 @@ def context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, red
     return ctx
 
 
-def render(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, redirect: str = "ebpf") -> str:
+def render(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, redirect: str = "ebpf",
+           wasm: dict | None = None) -> str:
     """The proxy's Envoy config as YAML text (checked to parse)."""
-    text = _env().get_template(f"{proxy.role}.yaml.j2").render(**context(plan, topo, proxy, certs, redirect))
+    ctx = context(plan, topo, proxy, certs, redirect, wasm)
+    text = _env().get_template(f"{proxy.role}.yaml.j2").render(**ctx)
     yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # a template bug shows here
     return text

@@ -6,7 +6,8 @@ Run as `python -m testbed.mesh.supervisor --run ID --manifest FILE`. It writes t
 every proxy to the manifest's `status_file` whenever it changes, and answers JSON-line
 commands on its `control` Unix socket:
   {"op": "status"}
-  {"op": "upgrade", "proxy": NAME, "strategy": "hot-restart" | "restart"}
+  {"op": "upgrade", "proxy": NAME, "strategy": "hot-restart" | "restart" | "replace"}
+      (replace: SIGKILL every epoch, then start afresh)
   {"op": "restart-delay", "proxy": NAME, "seconds": S | null}   (null: back to the backoff)
 """
 
@@ -168,8 +169,8 @@ class Supervisor:
         return box["result"]
 
     def upgrade(self, name: str, strategy: str) -> dict:
-        if strategy not in ("hot-restart", "restart"):
-            raise ValueError(f"unknown strategy {strategy!r} (hot-restart or restart)")
+        if strategy not in ("hot-restart", "restart", "replace"):
+            raise ValueError(f"unknown strategy {strategy!r} (hot-restart, restart or replace)")
         m = self.proxies[name]
         t0 = time.monotonic()
         while strategy == "hot-restart" and any(p.poll() is None for p in m.draining):
@@ -197,7 +198,10 @@ class Supervisor:
                     if p is None:
                         continue
                     m.expect_exit.add(p.pid)
-                    p.terminate()
+                    if strategy == "replace":  # a broken Envoy (e.g. looping in Wasm) ignores SIGTERM
+                        p.kill()
+                    else:
+                        p.terminate()
                     try:
                         p.wait(10)
                     except subprocess.TimeoutExpired:

@@ -131,12 +131,12 @@ class EbpfRedirect:
             self._attach(progs, a)
             done.append(a)
             self._save(done)
-        msg_map = bpffs.obj_get(f"{self.pins}/tb_sockets")
-        try:
-            bpffs.prog_attach(progs["sk_msg"], msg_map, SK_MSG_VERDICT)
-        finally:
-            os.close(msg_map)
         if self.topo is not None:
+            msg_map = bpffs.obj_get(f"{self.pins}/tb_sockets")
+            try:
+                bpffs.prog_attach(progs["sk_msg"], msg_map, SK_MSG_VERDICT)
+            finally:
+                os.close(msg_map)
             self._capture_inbound(progs["sk_lookup"])
             for proxy in self.topo.proxies:
                 if proxy.inbound_port:
@@ -144,16 +144,20 @@ class EbpfRedirect:
         for fd in progs.values():
             os.close(fd)
 
+    def programs(self) -> list[str]:
+        """Without a mesh only the socket-level balancing is needed."""
+        return list(PROGRAMS) if self.topo else ["connect4", "getpeername4"]
+
     def _load(self) -> dict[str, int]:
         """Compile each file with bcc and pin each program; returns the program fds. The first
         file creates (and pins) every map; the others, which then only reuse the pins, are
         compiled in parallel worker processes (clang is the slow part)."""
-        first, *rest = PROGRAMS
+        first, *rest = self.programs()
         _compile_and_pin(self.pins, first)
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(min(len(rest), os.cpu_count() or 1)) as pool:
             pool.starmap(_compile_and_pin, [(self.pins, name) for name in rest])
-        return {name: bpffs.obj_get(f"{self.pins}/prog_{name}") for name in PROGRAMS}
+        return {name: bpffs.obj_get(f"{self.pins}/prog_{name}") for name in self.programs()}
 
     def _populate(self) -> None:
         plan = self.plan
@@ -186,8 +190,9 @@ class EbpfRedirect:
 
     def _plan_attachments(self) -> list[Attachment]:
         out = []
+        per_pod = ("connect4", "getpeername4", "sockops") if self.topo else ("connect4", "getpeername4")
         for pod in self.plan.pods:
-            for prog in ("connect4", "getpeername4", "sockops"):
+            for prog in per_pod:
                 out.append(Attachment(prog, pod.cgroup, PROGRAMS[prog][1]))
         for proxy in self.topo.proxies if self.topo else ():
             if proxy.role == "l7":

@@ -80,3 +80,18 @@ faults:
         (f,) = result["faults"]
         assert len(f["details"]["upgrades"]) == f["proxies_hit"] == 2
         assert f["requests_failed"] == 0 and f["flows_affected"] == 0, (arch, f["flows"])
+
+
+def test_a_looping_wasm_extension_hurts_the_neighbours_of_a_shared_proxy_only(tmp_path):
+    """The extension is attached to db's traffic at the proxy serving db-0. It loops: with one
+    worker thread, that Envoy stops serving anything. A sidecar takes only db-0 down; node-n1's
+    shared proxy takes every flow through n1 with it."""
+    journal = run_experiment(tmp_path, """traffic: {rate: 10, duration: 12s}
+faults:
+  - {kind: wasm, target: {pod: db-0}, behavior: loop, failurePolicy: closed, at: 3s, duration: 5s}
+""", ["sidecar", "node"])
+    sidecar, node = (journal["architectures"][a]["faults"][0] for a in ("sidecar", "node"))
+    assert sidecar["flows_affected"] == 2 and sidecar["pods_affected"] == ["api-0", "api-1"]
+    assert sidecar["services_affected"] == ["db"]
+    assert node["flows_affected"] == expected_affected({"web-0", "api-0", "db-0"}) == 5
+    assert set(node["services_affected"]) == {"api", "audit", "db"}

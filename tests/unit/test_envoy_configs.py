@@ -55,3 +55,24 @@ def test_a_service_nobody_calls_denies_everyone():
     inbound = next(lst for lst in cfg["static_resources"]["listeners"] if lst["name"] == "inbound")
     rbac = inbound["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]["typed_config"]["rules"]
     assert rbac == {"action": "ALLOW", "policies": {}}
+
+
+@pytest.mark.parametrize("arch, role", [("sidecar", "sidecar"), ("node", "node"), ("ambient", "l7")])
+def test_config_with_a_wasm_extension_validates(arch, role, tmp_path):
+    """The chaos stage's bad extension, built from its WAT, in each role that runs extensions."""
+    from testbed.chaos.wasm_fault import build
+
+    s = spec.load_cluster(FIXTURES / "mesh.yaml")
+    plan = make_plan(s, "v1", proxy_node=arch == "ambient")
+    topo = make_topology(plan, arch)
+    certs = tmp_path / "certs"
+    identity.issue(certs, s.mesh.trust_domain, s.service_accounts())
+    wasm = build(tmp_path)
+    proxy = next(p for p in topo.proxies if p.role == role and "db-0" in p.serves)
+    ext = {"db": {"file": str(wasm), "config": "l", "policy": "FAIL_CLOSED", "vm_id": "tb-db"}}
+    cfg = tmp_path / "envoy.yaml"
+    cfg.write_text(render.render(plan, topo, proxy, str(certs), wasm=ext))
+    assert "envoy.filters.http.wasm" in cfg.read_text()
+    r = subprocess.run([envoy.envoy_path(), "--mode", "validate", "-c", str(cfg), "-l", "error"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
