@@ -23,8 +23,9 @@ FAULT_FIELDS = {
     "identity-compromise": set(),
     "upgrade": {"strategy"},
     "wasm": {"behavior", "failurePolicy"},
+    "drop": {"percent"},
 }
-PLANNED_KINDS = ("tcp-reset", "drop", "delay")  # in the design, not built yet
+PLANNED_KINDS = ("tcp-reset", "delay")  # in the design, not built yet
 WASM_BEHAVIORS = ("trap", "loop", "memory", "deny-all")
 WASM_POLICIES = ("closed", "open", "reload")
 TARGET_KEYS = ("pod", "service", "node")
@@ -244,6 +245,12 @@ def _fault(ck: _Checker, item, line: int, where: str, cluster: ClusterSpec | Non
                 ck.fail(m.line_of(key), f"{where}.{key}", f"{m[key]!r} is not one of {', '.join(allowed)}")
                 ok = False
             options[key] = m[key]
+    if "percent" in m:
+        pct = m["percent"]
+        if isinstance(pct, bool) or not isinstance(pct, int | float) or not 0 < pct <= 100:
+            ck.fail(m.line_of("percent"), f"{where}.percent", f"expected a percentage in (0, 100], got {_kind(pct)}")
+            ok = False
+        options["percent"] = pct
     if "strategy" in m:
         if m["strategy"] not in ("restart", "hot-restart"):
             ck.fail(m.line_of("strategy"), f"{where}.strategy", f"{m['strategy']!r} is not restart or hot-restart")

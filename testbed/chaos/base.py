@@ -80,6 +80,6 @@ FAULTS: dict[str, type[Fault]] = {}
 
 
 def make_fault(spec: FaultSpec, ctx: ChaosContext) -> Fault:
-    from . import identity, proxy_faults, wasm_fault  # noqa: F401 - they fill FAULTS
+    from . import identity, packet_faults, proxy_faults, wasm_fault  # noqa: F401 - they fill FAULTS
 
     return FAULTS[spec.kind](spec, ctx)

@@ -95,3 +95,14 @@ faults:
     assert sidecar["services_affected"] == ["db"]
     assert node["flows_affected"] == expected_affected({"web-0", "api-0", "db-0"}) == 5
     assert set(node["services_affected"]) == {"api", "audit", "db"}
+
+
+def test_packet_drop_on_a_pods_interface_is_felt_by_its_callers(tmp_path):
+    journal = run_experiment(tmp_path, """traffic: {rate: 10, duration: 10s}
+faults:
+  - {kind: drop, target: {pod: db-0}, percent: 60, at: 3s, duration: 4s}
+""", ["node"])
+    (f,) = journal["architectures"]["node"]["faults"]
+    assert f["details"]["dropped"] > 0 and f["details"]["passed"] > 0
+    assert f["interfaces"][0].endswith("/p-db-0")
+    assert {"api-0->db", "api-1->db"} <= {name for name, flow in f["flows"].items() if flow["affected"]}

@@ -48,7 +48,7 @@ def test_inline_cluster_and_ambient_proxy_target():
 def test_planned_kinds_are_refused_clearly(tmp_path):
     p = tmp_path / "wasm.yaml"
     p.write_text(f"name: w\ncluster: {ROOT}/experiments/clusters/shop.yaml\ntraffic: {{duration: 20s}}\n"
-                 "faults:\n  - {kind: drop, target: {pod: cart-0}, at: 5s}\n")
+                 "faults:\n  - {kind: delay, target: {pod: cart-0}, at: 5s}\n")
     with pytest.raises(SpecError, match="not available yet"):
         load_experiment(p)
 
