@@ -321,21 +321,37 @@ def clean(run_id, verbose):
 @main.command()
 @click.argument("spec_file", type=click.Path(dir_okay=False), default=str(DEFAULT_SPEC))
 @click.option("--count", default=6, show_default=True, help="Calls per (pod, service).")
-def demo(spec_file, count):
-    """Build a cluster, print its connectivity matrix, tear it down.
+@click.option("--arch", "archs", multiple=True, type=click.Choice(runner.ARCHITECTURES),
+              help="Architectures to compare (repeatable; default: all five).")
+def demo(spec_file, count, archs):
+    """Build the cluster in each architecture, one after the other: show who answered whom,
+    then compare what each mesh costs (proxies, memory as PSS, keys per proxy, set-up time)
+    and whether every call still works. Everything is torn down."""
+    from .measure.memory import pss_kib
 
-    Later versions grow this into the side-by-side comparison of architectures."""
-    st = runner.up(spec_file, progress=_progress)
-    try:
-        click.echo(f"run {st['run']}: {len(st['nodes'])} nodes, {len(st['pods'])} pods, "
-                   f"{len(st['services'])} services, up in {st['timings']['up']:.2f}s (architecture none)\n")
-        cluster = runner.cluster_of(st["run"])
-        edges = matrix.probe(cluster, cluster.plan, count=count)
-        _print_matrix(edges)
-    finally:
-        runner.down(st["run"])
-        _progress(f"run {st['run']} torn down")
-    if not all(e.ok for e in edges):
+    rows = []
+    for arch in archs or runner.ARCHITECTURES:
+        st = runner.up(spec_file, arch, progress=_progress)
+        try:
+            cluster = runner.cluster_of(st["run"])
+            edges = matrix.probe(cluster, cluster.plan, count=count)
+            if arch == "none":
+                click.echo(f"run {st['run']}: {len(st['nodes'])} nodes, {len(st['pods'])} pods, "
+                           f"{len(st['services'])} services, no mesh\n")
+                _print_matrix(edges)
+                click.echo("")
+            pss = sum(pss_kib(p["pid"]) for p in st["proxies"]) / 1024
+            keys = max((len(p["identities"]) for p in st["proxies"]), default=0)
+            rows.append((arch, len(st["proxies"]), pss, keys, st["timings"]["up"],
+                         sum(e.ok for e in edges), len(edges)))
+        finally:
+            runner.down(st["run"])
+            _progress(f"run {st['run']} torn down")
+    click.echo(f"{'architecture':<13} {'proxies':>7} {'PSS MiB':>8} {'max keys/proxy':>15} {'up s':>6} {'calls ok':>9}")
+    for arch, n, pss, keys, up_s, ok, total in rows:
+        click.echo(f"{arch:<13} {n:>7} {pss:>8.1f} {keys:>15} {up_s:>6.2f} {f'{ok}/{total}':>9}")
+    click.echo("\nnext: `testbed run experiments/blast-radius.yaml` for faults and their blast radius")
+    if any(ok != total for *_, ok, total in rows):
         sys.exit(1)
 
 
