@@ -24,8 +24,9 @@ FAULT_FIELDS = {
     "upgrade": {"strategy"},
     "wasm": {"behavior", "failurePolicy"},
     "drop": {"percent"},
+    "tcp-reset": set(),
 }
-PLANNED_KINDS = ("tcp-reset", "delay")  # in the design, not built yet
+PLANNED_KINDS = ("delay",)  # in the design, not built yet
 WASM_BEHAVIORS = ("trap", "loop", "memory", "deny-all")
 WASM_POLICIES = ("closed", "open", "reload")
 TARGET_KEYS = ("pod", "service", "node")

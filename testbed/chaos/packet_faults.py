@@ -1,9 +1,11 @@
-"""Faults from the network, aimed at a workload's interface rather than at a proxy:
+"""Faults from the network, aimed at a workload's interface rather than at a proxy (the
+node's end of each target pod's veth; for a node: its fabric port):
 `drop` attaches a tc-bpf program (bpf/tc_drop.c) that drops a percentage of the packets in
-both directions on the node's end of each target pod's veth (for a node: its fabric port)."""
+both directions; `tcp-reset` injects RSTs into the live connections with scapy."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..cluster import links
@@ -61,3 +63,49 @@ class Drop(Fault):
 
 
 FAULTS[Drop.kind] = Drop
+
+
+class TcpReset(Fault):
+    """scapy, in the target's node, injects RSTs into every live connection crossing the
+    target's interface (the pod's veth, or the node's fabric port) for the fault's duration."""
+
+    kind = "tcp-reset"
+    interfaces = Drop.interfaces
+
+    def facts(self) -> dict:
+        return dict(super().facts(), interfaces=[f"{ns}/{i}" for ns, i in self.interfaces()])
+
+    def inject(self) -> None:
+        import sys
+
+        from ..cluster import procs
+        from ..wait import wait_for
+
+        run = self.ctx.cluster.run
+        self._workers = []
+        for k, (ns, ifname) in enumerate(self.interfaces()):
+            out = str(run.dir / f"tcp-reset-{self.spec.at:g}-{k}.json")
+            proc = procs.spawn([sys.executable, "-m", "testbed.chaos.rst_injector", "--iface", ifname, "--out", out,
+                                "--run", self.ctx.plan.run_id], ns, None, log=out + ".log",
+                               cwd=str(Path(__file__).resolve().parents[2]))
+            self._workers.append((proc, out))
+            wait_for(lambda out=out, proc=proc: Path(out + ".ready").exists() or proc.poll() is not None, 30,
+                     f"the RST injector on {ifname} to start")
+
+    def revert(self) -> None:
+        totals = {"rsts_sent": 0, "connections_reset": 0}
+        for proc, out in getattr(self, "_workers", []):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(30)
+            try:
+                for k, v in json.loads(Path(out).read_text()).items():
+                    totals[k] += v
+            except (OSError, ValueError):
+                pass
+        if getattr(self, "_workers", None):
+            self.details.update(totals)
+        self._workers = []
+
+
+FAULTS[TcpReset.kind] = TcpReset

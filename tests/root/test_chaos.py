@@ -106,3 +106,16 @@ faults:
     assert f["details"]["dropped"] > 0 and f["details"]["passed"] > 0
     assert f["interfaces"][0].endswith("/p-db-0")
     assert {"api-0->db", "api-1->db"} <= {name for name, flow in f["flows"].items() if flow["affected"]}
+
+
+def test_tcp_resets_kill_the_targets_live_connections_and_nothing_else(tmp_path):
+    """The sidecars' pooled mTLS connections into db-0 are reset; Envoy reconnects, so few
+    requests (if any) fail, and none outside the flows into db."""
+    journal = run_experiment(tmp_path, """traffic: {rate: 10, duration: 10s}
+faults:
+  - {kind: tcp-reset, target: {pod: db-0}, at: 3s, duration: 4s}
+""", ["sidecar"])
+    (f,) = journal["architectures"]["sidecar"]["faults"]
+    assert f["details"]["rsts_sent"] > 0 and f["details"]["connections_reset"] > 0
+    failing = {name for name, flow in f["flows"].items() if flow["fault"]["failed"]}
+    assert failing <= {"api-0->db", "api-1->db"}
