@@ -1,13 +1,17 @@
 """Runs composed of stages (DESIGN.md's data flow). Each stage registers its teardown before
 it acts, on one ExitStack, so a failure or Ctrl-C at any point unwinds what was made.
 
-Stages today: cluster. The mesh, redirect, traffic, chaos and measure stages slot in after it."""
+Stages: cluster, mesh (when the architecture has one), redirect. Experiments
+(chaos/run.py) add traffic, faults and measurement on top of a run built here."""
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -120,7 +124,13 @@ def sweep(run_id: str | None) -> list[str]:
     removed = mesh_stage.sweep(run_id)
     record = Run(run_id).dir / "ebpf.json" if run_id else None
     removed += ebpf_redirect.sweep(run_id, record)  # detach while the cgroups still exist
-    return removed + namespaces.sweep(run_id)
+    removed += namespaces.sweep(run_id)
+    # keys an identity-compromise fault copied out (normally removed when it is reverted)
+    prefix = naming.run_prefix(run_id) if run_id else f"{naming.TAG}-"
+    for loot in glob.glob(os.path.join(tempfile.gettempdir(), f"{prefix}*loot-*")):
+        shutil.rmtree(loot, ignore_errors=True)
+        removed.append(f"stolen keys {loot}")
+    return removed
 
 
 def status(run_id: str | None = None) -> dict:

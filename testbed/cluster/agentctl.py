@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import socket
+from .. import jsonline
 
 AGENT_SCRIPT = __file__.replace("agentctl.py", "agent.py")
 
@@ -13,17 +12,7 @@ class AgentError(Exception):
 
 
 def request(sock_path: str, message: dict, timeout: float = 30.0) -> dict:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(sock_path)
-        s.sendall(json.dumps(message).encode() + b"\n")
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                raise AgentError(f"agent at {sock_path} closed the connection")
-            buf += chunk
-    resp = json.loads(buf)
+    resp = jsonline.request(sock_path, message, timeout)
     if not resp.get("ok"):
         raise AgentError(f"agent at {sock_path}: {resp.get('error')}")
     return resp
