@@ -98,10 +98,3 @@ def issue(directory: Path, trust_domain: str, service_accounts: list[str], days:
         _write(ids.cert(sa), cert.public_bytes(serialization.Encoding.PEM), 0o644)
         _write(ids.key(sa), _key_pem(key), 0o600)
     return ids
-
-
-def spiffe_ids_in(cert_path: Path) -> list[str]:
-    """The URI SANs of a certificate file (to check what a proxy really holds)."""
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    return san.get_values_for_type(x509.UniformResourceIdentifier)

@@ -94,12 +94,3 @@ def list_tagged(prefix: str) -> list[str]:
         return sorted(d for d in os.listdir(root()) if d.startswith(prefix) and os.path.isdir(path(d)))
     except (FileNotFoundError, TestbedError):
         return []
-
-
-def of_pid(pid: int) -> str:
-    """The cgroup v2 path (relative) a process is in."""
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            if line.startswith("0::"):
-                return line.strip()[3:].lstrip("/")
-    return ""

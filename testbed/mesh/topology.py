@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import naming
-from ..cluster.plan import ClusterPlan, PodPlan
+from ..cluster.plan import ClusterPlan
 from ..spec import PROXY_NODE
 
 ARCHITECTURES = ("none", "sidecar", "node", "node-sa", "ambient")
@@ -116,8 +116,3 @@ def make_topology(plan: ClusterPlan, arch: str) -> MeshTopology:
 
 def l7_port(plan: ClusterPlan, service: str) -> int:
     return L7_PORT_BASE + [s.name for s in plan.services].index(service)
-
-
-def inbound_port_for(topo: MeshTopology, pod: PodPlan) -> int | None:
-    proxy = topo.serving(pod.name)
-    return proxy.inbound_port if proxy else None
