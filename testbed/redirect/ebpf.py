@@ -55,6 +55,7 @@ PROGRAMS = {
     "sk_lookup": (PROG_SK_LOOKUP, SK_LOOKUP),
 }
 MODE_BALANCE, MODE_REDIRECT = 0, 1
+COMPILE_TIMEOUT = 120.0  # seconds for the parallel compiles, then a clear error instead of a hang
 
 
 # --- map layouts, as in bpf/include/tb_maps.h ------------------------------------------
@@ -154,9 +155,14 @@ class EbpfRedirect:
         compiled in parallel worker processes (clang is the slow part)."""
         first, *rest = self.programs()
         _compile_and_pin(self.pins, first)
-        ctx = multiprocessing.get_context("fork")
+        # "spawn", never "fork": this process has threads (netlink, the stages), and a child
+        # forked while one of them holds a lock waits on it for ever
+        ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(min(len(rest), os.cpu_count() or 1)) as pool:
-            pool.starmap(_compile_and_pin, [(self.pins, name) for name in rest])
+            try:
+                pool.starmap_async(_compile_and_pin, [(self.pins, name) for name in rest]).get(COMPILE_TIMEOUT)
+            except multiprocessing.TimeoutError:
+                raise TestbedError(f"compiling the BPF programs took more than {COMPILE_TIMEOUT:g}s") from None
         return {name: bpffs.obj_get(f"{self.pins}/prog_{name}") for name in self.programs()}
 
     def _populate(self) -> None:
