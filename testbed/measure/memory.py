@@ -4,17 +4,17 @@ binary shared by twenty Envoys is counted once in total, not twenty times as RSS
 from __future__ import annotations
 
 
-def pss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/smaps_rollup") as f:
+def _kib(path: str, field: str) -> int:
+    with open(path) as f:
         for line in f:
-            if line.startswith("Pss:"):
+            if line.startswith(field):
                 return int(line.split()[1])
-    raise ValueError(f"no Pss line for pid {pid}")
+    raise ValueError(f"no {field} line in {path}")
+
+
+def pss_kib(pid: int) -> int:
+    return _kib(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise ValueError(f"no VmRSS line for pid {pid}")
+    return _kib(f"/proc/{pid}/status", "VmRSS:")
