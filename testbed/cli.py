@@ -83,7 +83,17 @@ def doctor():
 @main.command()
 @click.argument("spec_file", type=click.Path(dir_okay=False))
 def validate(spec_file):
-    """Check a cluster spec without creating anything (no root needed)."""
+    """Check a cluster spec or an experiment without creating anything (no root needed)."""
+    from . import experiment, yamlsrc
+
+    data = yamlsrc.load(spec_file)
+    if isinstance(data, dict) and ("faults" in data or "cluster" in data):
+        exp = experiment.load_experiment(spec_file)
+        n = len(exp.faults)
+        click.echo(f"{spec_file}: valid experiment: {n} fault{'' if n == 1 else 's'} ("
+                   f"{', '.join(sorted({f.kind for f in exp.faults}))}) in {len(exp.architectures)} "
+                   f"architectures, {exp.duration:g}s of traffic at {exp.rate:g}/s per flow")
+        return
     s = spec.load_cluster(spec_file)
     click.echo(f"{spec_file}: valid: {len(s.nodes)} nodes, {len(s.services)} services, "
                f"{len(s.pods)} pods, {len(s.calls)} calls")

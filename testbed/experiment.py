@@ -25,8 +25,10 @@ FAULT_FIELDS = {
     "wasm": {"behavior", "failurePolicy"},
     "drop": {"percent"},
     "tcp-reset": set(),
+    "delay": {"latency", "jitter"},
 }
-PLANNED_KINDS = ("delay",)  # in the design, not built yet
+DEFAULT_LATENCY = 0.05  # seconds, a delay fault's default
+MAX_DELAY = 5.0  # seconds: beyond this every connection times out, which is a drop, not a delay
 WASM_BEHAVIORS = ("trap", "loop", "memory", "deny-all")
 WASM_POLICIES = ("closed", "open", "reload")
 TARGET_KEYS = ("pod", "service", "node")
@@ -204,10 +206,6 @@ def _fault(ck: _Checker, item, line: int, where: str, cluster: ClusterSpec | Non
         ck.mapping(item, line, where, {"kind"}, set())
         return None
     kind = item["kind"]
-    if kind in PLANNED_KINDS:
-        ck.fail(item.line_of("kind"), f"{where}.kind", f"fault kind {kind!r} is not available yet in this version "
-                f"(available: {', '.join(FAULT_FIELDS)})")
-        return None
     if kind not in FAULT_FIELDS:
         ck.fail(item.line_of("kind"), f"{where}.kind", f"unknown fault kind {kind!r} "
                 f"(kinds: {', '.join(FAULT_FIELDS)})")
@@ -252,6 +250,19 @@ def _fault(ck: _Checker, item, line: int, where: str, cluster: ClusterSpec | Non
             ck.fail(m.line_of("percent"), f"{where}.percent", f"expected a percentage in (0, 100], got {_kind(pct)}")
             ok = False
         options["percent"] = pct
+    for key in ("latency", "jitter"):
+        if key in m:
+            value = parse_duration(m[key])
+            if value is None or value > MAX_DELAY or (key == "latency" and value == 0):
+                low = "above 0" if key == "latency" else "0 or more"
+                ck.fail(m.line_of(key), f"{where}.{key}", f"expected a duration like 50ms, {low} and at most "
+                        f"{MAX_DELAY:g}s, got {_kind(m[key])}")
+                ok = False
+            options[key] = value
+    if ok and options.get("jitter", 0) > options.get("latency", DEFAULT_LATENCY):
+        ck.fail(m.line_of("jitter"), f"{where}.jitter", f"the jitter ({options['jitter'] * 1000:g}ms) is larger than "
+                f"the latency ({options.get('latency', DEFAULT_LATENCY) * 1000:g}ms)")
+        ok = False
     if "strategy" in m:
         if m["strategy"] not in ("restart", "hot-restart"):
             ck.fail(m.line_of("strategy"), f"{where}.strategy", f"{m['strategy']!r} is not restart or hot-restart")

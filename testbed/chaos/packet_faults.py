@@ -1,7 +1,9 @@
 """Faults from the network, aimed at a workload's interface rather than at a proxy (the
 node's end of each target pod's veth; for a node: its fabric port):
 `drop` attaches a tc-bpf program (bpf/tc_drop.c) that drops a percentage of the packets in
-both directions; `tcp-reset` injects RSTs into the live connections with scapy."""
+both directions; `tcp-reset` injects RSTs into the live connections with scapy; `delay`
+holds every packet in and out of the target's interface for a while (NFQUEUE and a user
+space loop, as netem is absent on our kernels)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,31 @@ import json
 from pathlib import Path
 
 from ..cluster import links
+from ..cluster.plan import NODE_IF
+from ..errors import TestbedError
+from ..experiment import DEFAULT_LATENCY
 from .base import FAULTS, Fault
 
 BPF_FILE = Path(__file__).resolve().parents[2] / "bpf" / "tc_drop.c"
 INGRESS, EGRESS = "ffff:fff2", "ffff:fff3"
 
 
-class Drop(Fault):
+class NetworkFault(Fault):
+    """A fault on the wire: it names interfaces, not proxies (the proxies it lists are the
+    ones serving the target, whose traffic crosses those interfaces)."""
+
+    def interfaces(self) -> list[tuple[str, str]]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        where = ", ".join(f"{ns.split('-', 2)[-1]}/{i}" for ns, i in self.interfaces())
+        return f"{self.kind} on the interface of {self.spec.target.describe()} ({where})"
+
+    def facts(self) -> dict:
+        return dict(super().facts(), interfaces=[f"{ns}/{i}" for ns, i in self.interfaces()])
+
+
+class Drop(NetworkFault):
     kind = "drop"
 
     def interfaces(self) -> list[tuple[str, str]]:
@@ -25,9 +45,6 @@ class Drop(Fault):
             return [(plan.fabric_netns, plan.node(t.name).fabric_if)]
         pods = [t.name] if t.kind == "pod" else list(plan.service(t.name).pods)
         return [(plan.node(plan.pod(p).node).netns, plan.pod(p).host_if) for p in pods]
-
-    def facts(self) -> dict:
-        return dict(super().facts(), interfaces=[f"{ns}/{i}" for ns, i in self.interfaces()])
 
     def inject(self) -> None:
         from bcc import BPF
@@ -65,15 +82,12 @@ class Drop(Fault):
 FAULTS[Drop.kind] = Drop
 
 
-class TcpReset(Fault):
+class TcpReset(NetworkFault):
     """scapy, in the target's node, injects RSTs into every live connection crossing the
     target's interface (the pod's veth, or the node's fabric port) for the fault's duration."""
 
     kind = "tcp-reset"
     interfaces = Drop.interfaces
-
-    def facts(self) -> dict:
-        return dict(super().facts(), interfaces=[f"{ns}/{i}" for ns, i in self.interfaces()])
 
     def inject(self) -> None:
         import sys
@@ -109,3 +123,100 @@ class TcpReset(Fault):
 
 
 FAULTS[TcpReset.kind] = TcpReset
+
+
+class Delay(NetworkFault):
+    """iptables queues every packet crossing the target's own interface (a pod's eth0, a
+    node's fabric eth0; both directions) to NFQUEUE; `delay_injector`, in that namespace,
+    holds each one `latency` (+- `jitter`) before letting it go. A round trip across the
+    interface grows by twice the latency. `--queue-bypass`: if the worker dies, packets pass."""
+
+    kind = "delay"
+
+    @property
+    def queue(self) -> int:
+        return 100 + self.spec.line % 60000  # one queue per fault: faults may overlap in time
+
+    def interfaces(self) -> list[tuple[str, str]]:
+        plan, t = self.ctx.plan, self.spec.target
+        if t.kind == "node":
+            return [(plan.node(t.name).netns, NODE_IF)]
+        pods = [t.name] if t.kind == "pod" else list(plan.service(t.name).pods)
+        return [(plan.pod(p).netns, NODE_IF) for p in pods]
+
+    def rules(self, ns: str, ifname: str) -> list[list[str]]:
+        node = any(n.netns == ns for n in self.ctx.plan.nodes)
+        chains = [("INPUT", "-i"), ("OUTPUT", "-o")] + ([("FORWARD", "-i"), ("FORWARD", "-o")] if node else [])
+        return [[chain, flag, ifname, "-m", "comment", "--comment", f"tb-{self.ctx.plan.run_id}-delay", "-j",
+                 "NFQUEUE", "--queue-num", str(self.queue), "--queue-bypass"] for chain, flag in chains]
+
+    def inject(self) -> None:
+        import sys
+
+        from ..cluster import procs
+        from ..wait import wait_for
+
+        latency = self.spec.options.get("latency", DEFAULT_LATENCY)
+        jitter = self.spec.options.get("jitter", 0.0)
+        run = self.ctx.cluster.run
+        self._workers, self._rules = [], []
+        for k, (ns, ifname) in enumerate(self.interfaces()):
+            out = str(run.dir / f"delay-{self.queue}-{k}.json")
+            proc = procs.spawn([sys.executable, "-m", "testbed.chaos.delay_injector", "--queue", str(self.queue),
+                                "--latency", str(latency), "--jitter", str(jitter), "--seed", str(k + 1),
+                                "--out", out, "--run", self.ctx.plan.run_id], ns, None, log=out + ".log",
+                               cwd=str(Path(__file__).resolve().parents[2]))
+            self._workers.append((proc, out))
+            wait_for(lambda out=out, proc=proc: Path(out + ".ready").exists() or proc.poll() is not None, 30,
+                     f"the delay worker in {ns} to start")
+            if proc.poll() is not None:
+                raise TestbedError(f"the delay worker in {ns} failed: {_tail(out + '.log')}")
+            had_table = procs.run(["nft", "list", "table", "ip", "filter"], ns).returncode == 0
+            self._rules.append((ns, had_table, []))
+            for rule in self.rules(ns, ifname):
+                r = procs.run(["iptables", "-w", "5", "-I", *rule[:1], "1", *rule[1:]], ns)
+                if r.returncode:
+                    raise TestbedError(f"iptables in {ns} refused the delay rule: {r.stderr.strip()}")
+                self._rules[-1][2].append(rule)
+        self.details.update(latency_ms=round(latency * 1000, 3), jitter_ms=round(jitter * 1000, 3))
+
+    def revert(self) -> None:
+        from ..cluster import procs
+
+        for ns, had_table, rules in getattr(self, "_rules", []):
+            try:
+                for rule in rules:
+                    procs.run(["iptables", "-w", "5", "-D", *rule], ns)
+                if not had_table:  # leave the namespace as it was: no empty filter table behind
+                    procs.run(["nft", "delete", "table", "ip", "filter"], ns)
+            except OSError:  # the namespace may be gone already
+                pass
+        self._rules = []
+        totals = {"packets_delayed": 0, "max_held": 0}
+        holds = []
+        for proc, out in getattr(self, "_workers", []):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(30)
+            try:
+                got = json.loads(Path(out).read_text())
+            except (OSError, ValueError):
+                continue
+            totals["packets_delayed"] += got["packets_delayed"]
+            totals["max_held"] = max(totals["max_held"], got["max_held"])
+            holds.append((got["mean_hold_ms"], got["packets_delayed"]))
+        if getattr(self, "_workers", None):
+            n = sum(c for _, c in holds)
+            totals["mean_hold_ms"] = round(sum(m * c for m, c in holds) / n, 3) if n else None
+            self.details.update(totals)
+        self._workers = []
+
+
+def _tail(path: str, lines: int = 5) -> str:
+    try:
+        return " | ".join(Path(path).read_text().strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+FAULTS[Delay.kind] = Delay

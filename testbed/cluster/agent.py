@@ -17,6 +17,15 @@ each result: {"status": int|null, "pod": str|null, "peer": str|null, "latency_ms
    leaves on schedule in its own thread, whatever happened to the previous ones), one JSON
    record per request in FILE, and FILE.done when the last one has finished:
    {"t": scheduled epoch, "src": pod, "dst": S, "pod", "status", "latency_ms", "error"}
+  {"op": "streams", "targets": [...], "interval": I, "duration": D, "start": EPOCH,
+   "out": FILE}                                    -> {"ok": true} at once; then one
+   long-lived keep-alive connection per target, a request on it every I seconds (closed
+   loop: one at a time), reconnecting when it breaks. FILE gets one JSON record per break
+   and one summary per target, then FILE.done:
+   {"t": epoch, "src", "dst", "event": "drained"|"closed"|"reset"|"timeout", "served":
+    requests the connection carried, "error"}   drained: the server answered, then ended it
+    (Connection: close); closed: a FIN instead of an answer; reset: it died under a request
+   {"t": end epoch, "src", "dst", "event": "end", "opened": connections, "requests", "failed"}
 """
 
 import argparse
@@ -123,6 +132,73 @@ def run_load(targets, rate, duration, start, out, timeout=2.0):
         f.write(str(len(records)))
 
 
+def keep_alive(service, url, interval, start, end, timeout, emit):
+    """One long-lived connection's life, as an app with a persistent client would see it."""
+    u = urllib.parse.urlsplit(url)
+    conn, served, opened, requests, failed = None, 0, 0, 0, 0
+    k = 0
+    while (when := start + k * interval) < end:
+        k += 1
+        delay = when - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        requests += 1
+        if conn is None:
+            conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
+            try:
+                conn.connect()
+            except OSError:
+                failed += 1
+                conn.close()
+                conn = None
+                continue
+            opened, served = opened + 1, 0
+        event, error = None, None
+        try:
+            conn.request("GET", u.path or "/")
+            resp = conn.getresponse()
+            resp.read()
+            served += 1
+            failed += resp.status != 200
+            if resp.will_close:
+                event = "drained"
+        except TimeoutError as exc:
+            event, error, failed = "timeout", str(exc) or "timed out", failed + 1
+        except http.client.RemoteDisconnected as exc:  # a FIN instead of an answer
+            event, error, failed = "closed", str(exc), failed + 1
+        except (OSError, http.client.HTTPException) as exc:
+            event, error, failed = "reset", f"{type(exc).__name__}: {exc}", failed + 1
+        if event:
+            emit({"t": time.time(), "src": IDENTITY["pod"], "dst": service, "event": event, "served": served,
+                  "error": error})
+            conn.close()
+            conn = None
+    if conn is not None:
+        conn.close()
+    emit({"t": end, "src": IDENTITY["pod"], "dst": service, "event": "end", "opened": opened,
+          "requests": requests, "failed": failed})
+
+
+def run_streams(targets, interval, duration, start, out, timeout=2.0):
+    lock, records = threading.Lock(), []
+
+    def emit(record):
+        with lock:
+            records.append(record)
+
+    threads = [threading.Thread(target=keep_alive, args=(t["service"], t["url"], interval, start, start + duration,
+                                                          timeout, emit), daemon=True) for t in targets]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    with open(out, "w") as f:
+        for r in sorted(records, key=lambda r: r["t"]):
+            f.write(json.dumps(r) + "\n")
+    with open(out + ".done", "w") as f:
+        f.write(str(len(records)))
+
+
 class ControlHandler(socketserver.StreamRequestHandler):
     def handle(self):
         for line in self.rfile:
@@ -139,6 +215,11 @@ class ControlHandler(socketserver.StreamRequestHandler):
                     args = (req["targets"], float(req["rate"]), float(req["duration"]), float(req["start"]),
                             req["out"], float(req.get("timeout", 2.0)))
                     threading.Thread(target=run_load, args=args, daemon=True).start()
+                    resp = {"ok": True}
+                elif op == "streams":
+                    args = (req["targets"], float(req["interval"]), float(req["duration"]), float(req["start"]),
+                            req["out"], float(req.get("timeout", 2.0)))
+                    threading.Thread(target=run_streams, args=args, daemon=True).start()
                     resp = {"ok": True}
                 else:
                     resp = {"ok": False, "error": f"unknown op {op!r}"}

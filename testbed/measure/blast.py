@@ -2,7 +2,7 @@
 
 A record: {"t": seconds since traffic start, "src": pod, "dst": service, "pod": answering pod
 or None, "status": int or None, "latency_ms": float, "error": str or None}. A request failed
-when its status is not 200."""
+when its status is not 200. Long-lived connections are measured apart (`long_lived`)."""
 
 from __future__ import annotations
 
@@ -105,6 +105,18 @@ def _time_to_recover(grouped, hit, baseline: Window, revert_at: float, error_poi
             return None
         worst = max(worst, recovered_at)
     return float(worst)
+
+
+def long_lived(events: list[dict], flows: list[tuple[str, str]], baseline: Window, window: Window) -> dict:
+    """What each flow's long-lived connection went through (agent `streams` records): how
+    many ended inside the window, and how: drained (answered, then closed by the server: the
+    graceful way), or cut (closed without an answer, reset, timed out: a request was lost)."""
+    breaks = [e for e in events if e["event"] != "end"]
+    inside = [e for e in breaks if window.holds(e["t"])]
+    kinds = {kind: sum(e["event"] == kind for e in inside) for kind in ("drained", "closed", "reset", "timeout")}
+    return {"connections": len(flows), "broken": len(inside), "cut": len(inside) - kinds["drained"], **kinds,
+            "flows_broken": sorted({f"{e['src']}->{e['dst']}" for e in inside}),
+            "broken_in_baseline": sum(baseline.holds(e["t"]) for e in breaks)}
 
 
 def timeline(records: list[dict]) -> list[dict]:

@@ -71,15 +71,27 @@ faults:
         assert f["flows_affected"] == 0  # stealing keys breaks nothing: that is what makes it dangerous
 
 
-def test_hot_restart_upgrade_loses_no_request(tmp_path):
-    journal = run_experiment(tmp_path, """traffic: {rate: 10, duration: 10s}
+def test_upgrades_drain_or_cut_the_long_lived_connections_through_the_rolled_proxies(tmp_path):
+    """A hot restart drains: every app connection through a rolled proxy is closed after an
+    answer and no request is lost. A plain restart cuts those same connections. Which
+    connections those are is the architecture's doing: the api pods' own (sidecar), or
+    every pod's on the nodes of api (node)."""
+    journal = run_experiment(tmp_path, """traffic: {rate: 10, duration: 16s}
 faults:
   - {kind: upgrade, target: {service: api}, strategy: hot-restart, at: 3s, duration: 5s}
+  - {kind: upgrade, target: {service: api}, strategy: restart, at: 10s, duration: 5s}
 """, ["sidecar", "node"])
     for arch, result in journal["architectures"].items():
-        (f,) = result["faults"]
-        assert len(f["details"]["upgrades"]) == f["proxies_hit"] == 2
-        assert f["requests_failed"] == 0 and f["flows_affected"] == 0, (arch, f["flows"])
+        hot, cold = result["faults"]
+        assert len(hot["details"]["upgrades"]) == hot["proxies_hit"] == 2
+        through = sorted(f"{src}->{dst}" for src, dst in FLOWS if src in hot["pods_served_list"])
+        assert len(through) == {"sidecar": 2, "node": 4}[arch]
+        assert hot["requests_failed"] == 0 and hot["flows_affected"] == 0, (arch, hot["flows"])
+        ll = hot["long_lived"]
+        assert (ll["flows_broken"], ll["drained"], ll["cut"]) == (through, len(through), 0), (arch, ll)
+        ll = cold["long_lived"]
+        assert ll["flows_broken"] == through and ll["drained"] == 0 and ll["cut"] >= len(through), (arch, ll)
+        assert ll["broken_in_baseline"] == 0
 
 
 def test_a_looping_wasm_extension_hurts_the_neighbours_of_a_shared_proxy_only(tmp_path):
@@ -119,3 +131,18 @@ faults:
     assert f["details"]["rsts_sent"] > 0 and f["details"]["connections_reset"] > 0
     failing = {name for name, flow in f["flows"].items() if flow["fault"]["failed"]}
     assert failing <= {"api-0->db", "api-1->db"}
+
+
+def test_delay_on_a_pods_interface_slows_its_callers_by_the_round_trip(tmp_path):
+    """100 ms each way on db-0's eth0: every request into db crosses it twice."""
+    journal = run_experiment(tmp_path, """traffic: {rate: 10, duration: 9s}
+faults:
+  - {kind: delay, target: {pod: db-0}, latency: 100ms, at: 3s, duration: 4s}
+""", ["sidecar"])
+    (f,) = journal["architectures"]["sidecar"]["faults"]
+    assert f["details"]["packets_delayed"] > 0 and 95 <= f["details"]["mean_hold_ms"] <= 150, f["details"]
+    assert f["interfaces"] == [f"tb-{journal['architectures']['sidecar']['run']}-p-db-0/eth0"]
+    hit = {name for name, flow in f["flows"].items() if flow["affected"]}
+    assert hit == {"api-0->db", "api-1->db"}, f["flows"]
+    for name in hit:
+        assert f["flows"][name]["fault"]["p99_ms"] >= 200 > 2 * f["flows"][name]["baseline"]["p99_ms"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from testbed.measure.blast import Window, blast_radius, timeline
+from testbed.measure.blast import Window, blast_radius, long_lived, timeline
 
 
 def records(flow, ok_until=None, fail_from=None, fail_to=None, seconds=20, rate=10, latency=1.0):
@@ -43,3 +43,15 @@ def test_timeline_buckets_per_second_and_flow():
     rows = timeline(records(("a-0", "b"), fail_from=2, fail_to=3, seconds=4))
     assert [(row["second"], row["requests"], row["failed"]) for row in rows] == [(0, 10, 0), (1, 10, 0), (2, 10, 10),
                                                                                   (3, 10, 0)]
+
+
+def test_long_lived_connections_broken_inside_the_window_by_kind():
+    def brk(t, src, event):
+        return {"t": t, "src": src, "dst": "db", "event": event, "served": 3, "error": None}
+
+    events = [brk(1.5, "a", "reset"), brk(5.2, "a", "drained"), brk(5.3, "c", "closed"), brk(5.4, "b", "reset"),
+              brk(6.9, "b", "timeout"),
+              brk(9.0, "a", "closed"), {"t": 10, "src": "a", "dst": "db", "event": "end", "opened": 3}]
+    got = long_lived(events, [("a", "db"), ("b", "db"), ("c", "db")], Window(1, 3), Window(5, 7))
+    assert got == {"connections": 3, "broken": 4, "cut": 3, "drained": 1, "closed": 1, "reset": 1, "timeout": 1,
+                   "flows_broken": ["a->db", "b->db", "c->db"], "broken_in_baseline": 1}

@@ -45,12 +45,28 @@ def test_inline_cluster_and_ambient_proxy_target():
     assert exp.faults[0].at == 1.5 and exp.faults[0].target.proxy == "l7" and exp.duration == 60
 
 
-def test_planned_kinds_are_refused_clearly(tmp_path):
-    p = tmp_path / "wasm.yaml"
-    p.write_text(f"name: w\ncluster: {ROOT}/experiments/clusters/shop.yaml\ntraffic: {{duration: 20s}}\n"
-                 "faults:\n  - {kind: delay, target: {pod: cart-0}, at: 5s}\n")
-    with pytest.raises(SpecError, match="not available yet"):
-        load_experiment(p)
+def _delay(tmp_path, fields: str):
+    p = tmp_path / "delay.yaml"
+    p.write_text(f"name: d\ncluster: {ROOT}/experiments/clusters/shop.yaml\ntraffic: {{duration: 20s}}\n"
+                 f"faults:\n  - {{kind: delay, target: {{pod: cart-0}}, at: 5s{fields}}}\n")
+    return load_experiment(p)
+
+
+def test_delay_takes_a_latency_and_a_jitter(tmp_path):
+    assert _delay(tmp_path, "").faults[0].options == {}
+    assert _delay(tmp_path, ", latency: 20ms, jitter: 5ms").faults[0].options == {"latency": 0.02, "jitter": 0.005}
+
+
+@pytest.mark.parametrize("fields, message", [
+    (", latency: 0ms", r"delay.yaml:5: faults\[0\].latency: .*above 0"),
+    (", latency: 6s", r"faults\[0\].latency: .*at most 5s"),
+    (", latency: fast", r"faults\[0\].latency: expected a duration"),
+    (", latency: 10ms, jitter: 20ms", r"faults\[0\].jitter: the jitter \(20ms\) is larger than the latency \(10ms\)"),
+    (", percent: 3", r"faults\[0\].percent: unknown field"),
+])
+def test_bad_delay_fields_are_refused_with_file_line_and_field(tmp_path, fields, message):
+    with pytest.raises(SpecError, match=message):
+        _delay(tmp_path, fields)
 
 
 def test_durations():
