@@ -81,9 +81,9 @@ def collect(files: dict[str, str], start: float, seconds: float) -> dict[str, li
 
 
 def sleep_until(t: float) -> None:
-    """Wait for a moment of the schedule (the condition waited on is the clock itself)."""
-    while (left := t - time.time()) > 0:
-        time.sleep(min(left, 0.05))
+    """Wait for a moment of the schedule (the condition waited on is the clock itself; a
+    Ctrl-C still interrupts the sleep)."""
+    time.sleep(max(t - time.time(), 0.0))
 
 
 def run_arch(exp: Experiment, arch: str, spec_path: Path, out: Path, progress) -> dict:

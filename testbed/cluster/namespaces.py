@@ -120,7 +120,8 @@ def sweep(run_id: str | None = None) -> list[str]:
     removed: list[str] = []
     spaces = netns.list_tagged(prefix)
     groups = [g for g in cgroups.list_tagged(cg_prefix) if run_id is None or g == cg_prefix]
-    # 1. processes: everything in the run's cgroups, then anything else still in its namespaces
+    # 1. processes: everything in the run's cgroups, then anything else still in its namespaces,
+    #    then any worker carrying the run's tag
     for group in groups:
         n = cgroups.kill_all(group)
         if n:
@@ -131,6 +132,10 @@ def sweep(run_id: str | None = None) -> list[str]:
         procs.kill(stray)
         wait_for(lambda: not procs.in_netns(inodes), 5, f"processes {stray} to exit")
         removed.append(f"{len(stray)} processes in the run's namespaces")
+    workers = procs.tagged(run_id)  # by their --run tag: also those outside the run's namespaces
+    if workers:
+        procs.kill(workers)
+        removed.append(f"{len(workers)} testbed workers tagged with the run")
     # 2. namespaces (their links, bridges and routes go with them), pods first
     for name in sorted(spaces, key=lambda s: ("-p-" not in s, "-n-" not in s, s)):
         if netns.delete(name):

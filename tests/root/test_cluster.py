@@ -128,6 +128,26 @@ def test_clean_after_sigkill_of_up_removes_everything(run_id):
     assert tb("clean", "--run", run_id).stdout.strip() == "nothing to remove"
 
 
+def test_clean_finds_a_runs_worker_by_its_tag_outside_the_runs_namespaces(run_id, tmp_path):
+    """A worker that lost its namespace and cgroup (here: an agent in an anonymous netns)
+    is still the run's, by its --run tag; clean of another run leaves it alone."""
+    from testbed.cluster.agentctl import AGENT_SCRIPT
+
+    control = tmp_path / "control.sock"
+    worker = subprocess.Popen(["unshare", "--net", "python3", "-I", "-S", AGENT_SCRIPT, "--run", run_id, "--pod",
+                               "p", "--service", "s", "--node", "n", "--port", "8080", "--control", str(control)])
+    try:
+        wait_for(control.exists, 10, "the stray agent to start")
+        tb("clean", "--run", run_id + "z")
+        assert worker.poll() is None
+        r = tb("clean", "--run", run_id, "-v")
+        assert "1 testbed workers tagged with the run" in r.stdout
+        assert worker.wait(5) == -signal.SIGKILL
+    finally:
+        worker.kill()
+        worker.wait()
+
+
 def test_two_runs_side_by_side_do_not_collide(run_id):
     other = run_id[:-1] + ("x" if run_id[-1] != "x" else "y")
     try:
