@@ -1,8 +1,9 @@
 """Benchmark: time to a ready mesh and total proxy memory (PSS, and RSS for contrast) per
-architecture, for the shop cluster and for 3 nodes x 10 pods, all in one run.
+architecture and redirection, for the shop cluster and for 3 nodes x 10 pods, all in one
+run (the redirect variants interleaved, so the machine's drift hits both alike).
 
 Target (issue: the mesh): sidecar with 30+ Envoys ready in under 10 s on 2 cores.
-Run as root: `sudo .venv/bin/python benchmarks/bench_mesh.py [--repeat N] [--json]`."""
+Run as root: `sudo .venv/bin/python benchmarks/bench_mesh.py [--repeat N] [--redirect R] [--json]`."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ SPECS = {"shop": HERE.parent / "experiments" / "clusters" / "shop.yaml",
 ARCHS = ["none", "sidecar", "node", "node-sa", "ambient"]
 
 
-def measure(spec: Path, arch: str, run_id: str) -> dict:
+def measure(spec: Path, arch: str, redirect: str, run_id: str) -> dict:
     t0 = time.monotonic()
-    st = runner.up(spec, arch, "iptables", run_id)
+    st = runner.up(spec, arch, redirect, run_id)
     up_s = time.monotonic() - t0
     try:
         pids = [p["pid"] for p in st["proxies"]]
@@ -38,20 +39,29 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--arch", action="append", choices=ARCHS, help="only these (repeatable)")
+    ap.add_argument("--redirect", action="append", choices=runner.REDIRECTS,
+                    help="only these (repeatable; default: both)")
     args = ap.parse_args()
+    redirects = args.redirect or list(runner.REDIRECTS)
     rows = []
     for name, spec in SPECS.items():
         for arch in args.arch or ARCHS:
-            runs = [measure(spec, arch, f"bm{i}") for i in range(args.repeat)]
-            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-            rows.append({"cluster": name, "arch": arch, **med})
+            runs = {r: [] for r in redirects}
+            for i in range(args.repeat):
+                for redirect in redirects:
+                    runs[redirect].append(measure(spec, arch, redirect, f"bm{i}"))
+            for redirect, got in runs.items():
+                med = {k: statistics.median(r[k] for r in got) for k in got[0]}
+                rows.append({"cluster": name, "arch": arch, "redirect": redirect, **med})
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
     print(f"median of {args.repeat} runs each; up = whole `testbed up`; proxies = start to all /ready")
-    print(f"{'cluster':<8} {'arch':<8} {'proxies':>7} {'up s':>7} {'proxies s':>9} {'PSS MiB':>8} {'RSS MiB':>8}")
+    print(f"{'cluster':<8} {'arch':<8} {'redirect':<9} {'proxies':>7} {'up s':>7} {'proxies s':>9} {'PSS MiB':>8} "
+          f"{'RSS MiB':>8}")
     for r in rows:
-        print(f"{r['cluster']:<8} {r['arch']:<8} {r['proxies']:>7.0f} {r['up_s']:>7.2f} {r['proxy_s']:>9.2f} "
+        print(f"{r['cluster']:<8} {r['arch']:<8} {r['redirect']:<9} {r['proxies']:>7.0f} {r['up_s']:>7.2f} "
+              f"{r['proxy_s']:>9.2f} "
               f"{r['pss_mib']:>8.1f} {r['rss_mib']:>8.1f}")
     return 0
 
