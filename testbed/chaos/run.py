@@ -20,6 +20,7 @@ from ..cluster import agentctl
 from ..errors import TestbedError
 from ..experiment import Experiment
 from ..measure.blast import Window, blast_radius, long_lived, timeline
+from ..measure.stats import percentile
 from ..mesh import envoy
 from ..wait import wait_for
 from .base import ChaosContext, make_fault
@@ -119,7 +120,9 @@ def run_arch(exp: Experiment, arch: str, spec_path: Path, out: Path, progress) -
         progress(f"[{arch}] {len(records)} requests recorded; checking a clean window")
         cstart, cfiles = drive(cluster, exp.rate, CLEAN_WINDOW, "clean")
         clean = collect(cfiles, cstart, CLEAN_WINDOW)["requests"]
-        result["clean_after"] = {"requests": len(clean), "failed": sum(r["status"] != 200 for r in clean)}
+        ok_ms = [r["latency_ms"] for r in clean if r["status"] == 200]
+        result["clean_after"] = {"requests": len(clean), "failed": len(clean) - len(ok_ms),
+                                 "p99_ms": round(percentile(ok_ms, 99), 3) if ok_ms else None}
         baseline = Window(1.0, exp.baseline_end)  # the first second is warm-up
         for i, f in enumerate(faults):
             window = Window(f.spec.at, f.spec.at + max(f.spec.duration, 1.0))

@@ -146,3 +146,4 @@ faults:
     assert hit == {"api-0->db", "api-1->db"}, f["flows"]
     for name in hit:
         assert f["flows"][name]["fault"]["p99_ms"] >= 200 > 2 * f["flows"][name]["baseline"]["p99_ms"]
+    assert journal["architectures"]["sidecar"]["clean_after"]["p99_ms"] < 100  # reverted: the delay is gone
