@@ -187,7 +187,8 @@ class Delay(NetworkFault):
             try:
                 for rule in rules:
                     procs.run(["iptables", "-w", "5", "-D", *rule], ns)
-                if not had_table:  # leave the namespace as it was: no empty filter table behind
+                left = procs.run(["iptables", "-w", "5", "-S"], ns).stdout
+                if not had_table and "\n-A " not in "\n" + left:  # as it was: no empty filter table behind
                     procs.run(["nft", "delete", "table", "ip", "filter"], ns)
             except OSError:  # the namespace may be gone already
                 pass
