@@ -126,8 +126,9 @@ def run_arch(exp: Experiment, arch: str, spec_path: Path, out: Path, progress) -
         baseline = Window(1.0, exp.baseline_end)  # the first second is warm-up
         for i, f in enumerate(faults):
             window = Window(f.spec.at, f.spec.at + max(f.spec.duration, 1.0))
+            until = min([g.spec.at for g in faults if g.spec.at >= f.revert_at] + [exp.duration])
             metrics = blast_radius(records, all_flows, baseline, window, f.revert_at, exp.error_points,
-                                   exp.latency_factor, end=exp.duration)
+                                   exp.latency_factor, end=until)
             settled = Window(window.start, max(window.end, reverted.get(i, 0.0) + STREAM_INTERVAL * 2))
             entry = {"kind": f.kind, "target": f.spec.target.__dict__, "at": f.spec.at, "duration": f.spec.duration,
                      "description": f.describe(), **f.facts(), **metrics,

@@ -86,8 +86,9 @@ def blast_radius(records: list[dict], flows: list[tuple[str, str]], baseline: Wi
 def _time_to_recover(grouped, hit, baseline: Window, revert_at: float, error_points: float,
                      end: float | None) -> float | None:
     """From the revert to the first whole second after which every affected flow's success
-    rate stays within `error_points` of its baseline; None when no flow was affected, or
-    when it never recovered before the traffic ended."""
+    rate stays within `error_points` of its baseline, looking no further than `end` (the
+    end of the traffic, or the next fault, whose failures are not this one's); None when no
+    flow was affected, or when it had not recovered by `end`."""
     if not hit:
         return None
     worst = 0.0
@@ -97,7 +98,7 @@ def _time_to_recover(grouped, hit, baseline: Window, revert_at: float, error_poi
         last = end if end is not None else max((r["t"] for r in recs), default=revert_at)
         seconds = defaultdict(list)
         for r in recs:
-            if r["t"] >= revert_at:
+            if r["t"] >= revert_at and (end is None or r["t"] < end):
                 seconds[int(r["t"] - revert_at)].append(_ok(r))
         bad = [s for s, oks in seconds.items() if (sum(oks) / len(oks)) < base_ok - error_points / 100]
         recovered_at = (max(bad) + 1) if bad else 0

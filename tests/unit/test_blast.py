@@ -26,6 +26,14 @@ def test_a_fault_on_one_of_three_flows():
     assert r["time_to_recover"] == 2.0  # failures went on until t=14, 2 s after the revert at 12
 
 
+def test_recovery_is_not_blamed_for_the_next_faults_failures():
+    flows = [("a-0", "b")]
+    recs = [dict(r, status=None) if 10 <= r["t"] < 13 or 16 <= r["t"] < 18 else r for r in records(flows[0])]
+    first = blast_radius(recs, flows, Window(1, 10), Window(10, 12), revert_at=12, end=16)
+    assert first["time_to_recover"] == 1.0  # back at 13; the failures from 16 on are the next fault's
+    assert blast_radius(recs, flows, Window(1, 10), Window(10, 12), revert_at=12, end=20)["time_to_recover"] == 6.0
+
+
 def test_slow_but_successful_requests_count_as_affected():
     flows = [("a-0", "b")]
     recs = [dict(r, latency_ms=10.0 if 10 <= r["t"] < 15 else 1.0) for r in records(flows[0])]
