@@ -231,7 +231,12 @@ def bpf_stats(run_id, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the journal as JSON.")
 def run_cmd(experiment_file, archs, out_dir, as_json):
     """Run a chaos experiment in each architecture: steady traffic, faults injected and
-    reverted on schedule, the blast radius of each, side by side."""
+    reverted on schedule, the blast radius of each, side by side.
+
+    \b
+    Fault kinds: proxy-crash, proxy-hang, upgrade, identity-compromise, wasm,
+    drop, tcp-reset, delay (docs/experiments.md). Ready-made: experiments/*.yaml.
+    Check a file first with `testbed validate EXPERIMENT_FILE` (no root needed)."""
     from .chaos import run as chaos_run
     from .experiment import load_experiment
 

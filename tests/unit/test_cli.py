@@ -39,3 +39,11 @@ def test_validate_checks_experiments_too():
 def test_up_with_unknown_architecture_is_refused():
     r = CliRunner().invoke(main, ["up", str(FIXTURES / "uneven.yaml"), "--arch", "mesh9"])
     assert r.exit_code == 2 and "Invalid value for '--arch'" in r.output
+
+
+def test_run_help_names_every_fault_kind():
+    from testbed.experiment import FAULT_FIELDS
+
+    r = CliRunner().invoke(main, ["run", "--help"])
+    assert r.exit_code == 0
+    assert [k for k in FAULT_FIELDS if k not in r.output] == []
