@@ -93,6 +93,17 @@ def call_once(url, timeout):
     return result
 
 
+def finish(threads, records, out):
+    """Wait for the senders, then write their records in time order and mark the file done."""
+    for th in threads:
+        th.join()
+    with open(out, "w") as f:
+        for r in sorted(records, key=lambda r: r["t"]):
+            f.write(json.dumps(r) + "\n")
+    with open(out + ".done", "w") as f:
+        f.write(str(len(records)))
+
+
 MAX_IN_FLIGHT = 256  # open loop, but bounded: beyond this a request is recorded as not sent
 
 
@@ -123,13 +134,7 @@ def run_load(targets, rate, duration, start, out, timeout=2.0):
         th = threading.Thread(target=fire, args=(when, service, url), daemon=True)
         th.start()
         threads.append(th)
-    for th in threads:
-        th.join()
-    with open(out, "w") as f:
-        for r in sorted(records, key=lambda r: r["t"]):
-            f.write(json.dumps(r) + "\n")
-    with open(out + ".done", "w") as f:
-        f.write(str(len(records)))
+    finish(threads, records, out)
 
 
 def keep_alive(service, url, interval, start, end, timeout, emit):
@@ -190,13 +195,7 @@ def run_streams(targets, interval, duration, start, out, timeout=2.0):
                                                           timeout, emit), daemon=True) for t in targets]
     for th in threads:
         th.start()
-    for th in threads:
-        th.join()
-    with open(out, "w") as f:
-        for r in sorted(records, key=lambda r: r["t"]):
-            f.write(json.dumps(r) + "\n")
-    with open(out + ".done", "w") as f:
-        f.write(str(len(records)))
+    finish(threads, records, out)
 
 
 class ControlHandler(socketserver.StreamRequestHandler):
