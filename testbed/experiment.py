@@ -4,14 +4,13 @@ problem is reported with file, line and field."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import yamlsrc
 from .errors import SpecError
 from .mesh.topology import ARCHITECTURES
-from .spec import ClusterSpec, _Checker, _kind, parse_cluster
+from .spec import ClusterSpec, _Checker, _kind, parse_cluster, parse_duration
 from .yamlsrc import YList, YMap
 
 MESH_ARCHS = [a for a in ARCHITECTURES if a != "none"]
@@ -32,7 +31,6 @@ MAX_DELAY = 5.0  # seconds: beyond this every connection times out, which is a d
 WASM_BEHAVIORS = ("trap", "loop", "memory", "deny-all")
 WASM_POLICIES = ("closed", "open", "reload")
 TARGET_KEYS = ("pod", "service", "node")
-DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
 
 
 @dataclass(frozen=True)
@@ -73,18 +71,6 @@ class Experiment:
     @property
     def baseline_end(self) -> float:
         return min((f.at for f in self.faults), default=self.duration)
-
-
-def parse_duration(value) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if value >= 0 else None
-    if isinstance(value, str):
-        m = DURATION_RE.match(value.strip())
-        if m:
-            return float(m.group(1)) * {"ms": 0.001, "s": 1, None: 1, "m": 60}[m.group(2)]
-    return None
 
 
 def load_experiment(path: str | Path) -> Experiment:

@@ -3,6 +3,7 @@ is rejected with file, line and field before anything is created (docs/spec.md).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ MAX_SERVICES = 500  # the ambient L7 proxies give each service a port in 15200-1
 MESH_PORTS = range(15000, 16000)  # the proxies' own ports; apps may not use them
 PROXY_NODE = "waypoints"  # the dedicated node of the ambient L7 proxies
 TRUST_DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
+DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
+MIN_CONNECT_TIMEOUT, MAX_CONNECT_TIMEOUT = 0.01, 60.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Pod:
 class MeshSettings:
     trust_domain: str = "cluster.local"
     concurrency: int = 1  # Envoy worker threads per proxy
+    connect_timeout: float = 5.0  # seconds for a proxy's upstream TCP connect (Envoy's own default)
 
 
 @dataclass(frozen=True)
@@ -316,8 +320,20 @@ def _parse_service(ck: _Checker, item, line: int, where: str,
     return name, Service(name, sa, port, replicas, tuple(svc_nodes), l7)
 
 
+def parse_duration(value) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 else None
+    if isinstance(value, str):
+        m = DURATION_RE.match(value.strip())
+        if m:
+            return float(m.group(1)) * {"ms": 0.001, "s": 1, None: 1, "m": 60}[m.group(2)]
+    return None
+
+
 def _parse_mesh(ck: _Checker, value, line: int) -> MeshSettings | None:
-    m = ck.mapping(value, line, "mesh", set(), {"trustDomain", "concurrency"})
+    m = ck.mapping(value, line, "mesh", set(), {"trustDomain", "concurrency", "connectTimeout"})
     if m is None:
         return None
     settings = MeshSettings()
@@ -327,12 +343,20 @@ def _parse_mesh(ck: _Checker, value, line: int) -> MeshSettings | None:
             ck.fail(m.line_of("trustDomain"), "mesh.trustDomain",
                     f"{td!r} is not a valid trust domain (lower-case letters, digits, '.', '-')")
             return None
-        settings = MeshSettings(td, settings.concurrency)
+        settings = dataclasses.replace(settings, trust_domain=td)
     if "concurrency" in m:
         c = ck.integer(m["concurrency"], m.line_of("concurrency"), "mesh.concurrency", 1, 64)
         if c is None:
             return None
-        settings = MeshSettings(settings.trust_domain, c)
+        settings = dataclasses.replace(settings, concurrency=c)
+    if "connectTimeout" in m:
+        t = parse_duration(m["connectTimeout"])
+        if t is None or not MIN_CONNECT_TIMEOUT <= t <= MAX_CONNECT_TIMEOUT:
+            ck.fail(m.line_of("connectTimeout"), "mesh.connectTimeout",
+                    f"expected a duration from {MIN_CONNECT_TIMEOUT * 1000:g}ms to {MAX_CONNECT_TIMEOUT:g}s, "
+                    f"like 5s, got {_kind(m['connectTimeout'])}")
+            return None
+        settings = dataclasses.replace(settings, connect_timeout=t)
     return settings
 
 

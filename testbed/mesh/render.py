@@ -49,7 +49,7 @@ def context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, red
     td = plan.spec.mesh.trust_domain
     # eBPF capture hands a node proxy connections still addressed to the pod: the listener
     # must be transparent to answer from an address that is not its own
-    ctx = {"p": proxy, "certs": certs, "trust_domain": td,
+    ctx = {"p": proxy, "certs": certs, "trust_domain": td, "connect_timeout": f"{plan.spec.mesh.connect_timeout:g}s",
            "transparent": redirect == "ebpf" and proxy.role in ("node", "node-sa"),
            "wasm": wasm or {}}  # service -> a Wasm extension on its inbound (chaos)
     if proxy.role in ("sidecar", "micro"):

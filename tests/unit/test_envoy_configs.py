@@ -76,3 +76,16 @@ def test_config_with_a_wasm_extension_validates(arch, role, tmp_path):
     r = subprocess.run([envoy.envoy_path(), "--mode", "validate", "-c", str(cfg), "-l", "error"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("setting, expected", [("", "5s"), (", connectTimeout: 250ms", "0.25s")])
+def test_every_cluster_connects_within_the_specs_timeout(tmp_path, setting, expected):
+    path = tmp_path / "c.yaml"
+    path.write_text((FIXTURES / "mesh.yaml").read_text() + f"mesh: {{trustDomain: cluster.local{setting}}}\n")
+    s = spec.load_cluster(path)
+    plan = make_plan(s, "v1", proxy_node=True)
+    for arch in ("sidecar", "node", "node-sa", "ambient"):
+        topo = make_topology(plan, arch)
+        for proxy in topo.proxies:
+            clusters = yaml.safe_load(render.render(plan, topo, proxy, "/certs"))["static_resources"]["clusters"]
+            assert {c["connect_timeout"] for c in clusters} == {expected}, proxy.name
