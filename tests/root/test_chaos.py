@@ -4,13 +4,16 @@ pods of 2 service accounts (web-0; api-0 and db-0, which share `backend`)."""
 from __future__ import annotations
 
 import json
+import re
+import signal
+import subprocess
 
 import pytest
 
 from testbed import spec
 
-from ..conftest import FIXTURES, tb
-from .leftovers import nothing_left
+from ..conftest import FIXTURES, ROOT, TESTBED, tb
+from .leftovers import nothing_left, snapshot
 
 pytestmark = pytest.mark.root
 MESH = FIXTURES / "mesh.yaml"
@@ -147,3 +150,32 @@ faults:
     for name in hit:
         assert f["flows"][name]["fault"]["p99_ms"] >= 200 > 2 * f["flows"][name]["baseline"]["p99_ms"]
     assert journal["architectures"]["sidecar"]["clean_after"]["p99_ms"] < 100  # reverted: the delay is gone
+
+
+def test_ctrl_c_during_an_experiment_reverts_the_faults_and_leaves_nothing(tmp_path):
+    """Interrupted while a delay and a tcp-reset are active (workers in the namespaces,
+    iptables rules, an RST sniffer): every fault is reverted, then the run torn down."""
+    exp = tmp_path / "experiment.yaml"
+    exp.write_text(f"""name: t
+cluster: {MESH}
+architectures: [sidecar]
+traffic: {{rate: 5, duration: 30s}}
+faults:
+  - {{kind: delay, target: {{pod: db-0}}, at: 2s, duration: 20s}}
+  - {{kind: tcp-reset, target: {{pod: web-0}}, at: 2s, duration: 20s}}
+""")
+    p = subprocess.Popen(TESTBED + ["run", str(exp), "--out", str(tmp_path / "out")], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_id, lines = None, []
+    for line in p.stderr:
+        lines.append(line)
+        if m := re.search(r"building \(run (\w+)\)", line):
+            run_id = m.group(1)
+        if "inject tcp-reset" in line:
+            break
+    assert run_id and p.poll() is None, lines
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, (out, "".join(lines) + err)
+    assert "interrupted" in err
+    assert nothing_left(run_id), snapshot(run_id)
