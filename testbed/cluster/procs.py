@@ -1,5 +1,6 @@
 """Processes inside a pod or node: started in a cgroup and a network namespace before they
-exec, so that everything they do (and every BPF hook on that cgroup) applies from the start."""
+exec the program, so that everything it does (and every BPF hook on that cgroup) applies
+from the start."""
 
 from __future__ import annotations
 
@@ -10,38 +11,35 @@ from collections.abc import Sequence
 
 from . import cgroups, netns
 
+# Joins the cgroup whose cgroup.procs file is $1, then execs the rest: the pid is the
+# program's own, and no Python runs between fork and exec (a fork of a threaded process
+# may only call async-signal-safe functions before exec).
+_JOIN_CGROUP = 'echo $$ > "$1" && shift && exec "$@"'
 
-def _enter(netns_name: str | None, cgroup_rel: str | None):
-    """A pre-exec hook: join the cgroup, then the namespace (None: stay in this one). Files
-    are opened before fork."""
-    ns_fd = os.open(netns.path(netns_name), os.O_RDONLY) if netns_name else -1
-    procs_file = os.path.join(cgroups.path(cgroup_rel), "cgroup.procs") if cgroup_rel else None
 
-    def hook():
-        if procs_file:
-            with open(procs_file, "w") as f:
-                f.write("0")  # "0" moves the writing process itself
-        if ns_fd >= 0:
-            netns.setns(ns_fd)
-
-    return hook, ns_fd
+def wrap(argv: Sequence[str], netns_name: str | None, cgroup_rel: str | None) -> list[str]:
+    """argv, started inside the namespace (nsenter) and the cgroup (a shell that moves
+    itself there, then execs argv); None: stay in this one."""
+    argv = list(argv)
+    if cgroup_rel:
+        argv = ["/bin/sh", "-c", _JOIN_CGROUP, "sh", os.path.join(cgroups.path(cgroup_rel), "cgroup.procs"), *argv]
+    if netns_name:
+        argv = ["nsenter", f"--net={netns.path(netns_name)}", "--", *argv]
+    return argv
 
 
 def spawn(argv: Sequence[str], netns_name: str | None, cgroup_rel: str | None = None, *, log: str | None = None,
           env: dict | None = None, daemon: bool = True, **popen) -> subprocess.Popen:
     """Start argv in the namespace (and cgroup). `daemon` puts it in its own session so that a
     Ctrl-C at the terminal reaches only the testbed, which then tears down in order."""
-    hook, ns_fd = _enter(netns_name, cgroup_rel)
     out = open(log, "ab") if log else None  # noqa: SIM115 - handed to the child
     try:
         if out is not None:
             popen.setdefault("stdout", out)
             popen.setdefault("stderr", subprocess.STDOUT)
-        return subprocess.Popen(list(argv), preexec_fn=hook, start_new_session=daemon,
-                                env=env, close_fds=True, **popen)
+        return subprocess.Popen(wrap(argv, netns_name, cgroup_rel), start_new_session=daemon, env=env,
+                                close_fds=True, **popen)
     finally:
-        if ns_fd >= 0:
-            os.close(ns_fd)
         if out is not None:
             out.close()
 
@@ -49,13 +47,10 @@ def spawn(argv: Sequence[str], netns_name: str | None, cgroup_rel: str | None = 
 def run(argv: Sequence[str], netns_name: str, cgroup_rel: str | None = None, *, input: str | None = None,
         timeout: float = 30) -> subprocess.CompletedProcess:
     """Run argv to completion inside the namespace, capturing its output."""
-    hook, ns_fd = _enter(netns_name, cgroup_rel)
-    try:
-        return subprocess.run(list(argv), preexec_fn=hook, input=input, capture_output=True, text=True,
-                              timeout=timeout)
-    finally:
-        if ns_fd >= 0:
-            os.close(ns_fd)
+    if not netns.exists(netns_name):
+        raise FileNotFoundError(f"no network namespace {netns_name}")
+    return subprocess.run(wrap(argv, netns_name, cgroup_rel), input=input, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def in_netns(inodes: set[int]) -> list[int]:
