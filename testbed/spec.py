@@ -3,9 +3,8 @@ is rejected with file, line and field before anything is created (docs/spec.md).
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import naming, yamlsrc
@@ -343,12 +342,12 @@ def _parse_mesh(ck: _Checker, value, line: int) -> MeshSettings | None:
             ck.fail(m.line_of("trustDomain"), "mesh.trustDomain",
                     f"{td!r} is not a valid trust domain (lower-case letters, digits, '.', '-')")
             return None
-        settings = dataclasses.replace(settings, trust_domain=td)
+        settings = replace(settings, trust_domain=td)
     if "concurrency" in m:
         c = ck.integer(m["concurrency"], m.line_of("concurrency"), "mesh.concurrency", 1, 64)
         if c is None:
             return None
-        settings = dataclasses.replace(settings, concurrency=c)
+        settings = replace(settings, concurrency=c)
     if "connectTimeout" in m:
         t = parse_duration(m["connectTimeout"])
         if t is None or not MIN_CONNECT_TIMEOUT <= t <= MAX_CONNECT_TIMEOUT:
@@ -356,7 +355,7 @@ def _parse_mesh(ck: _Checker, value, line: int) -> MeshSettings | None:
                     f"expected a duration from {MIN_CONNECT_TIMEOUT * 1000:g}ms to {MAX_CONNECT_TIMEOUT:g}s, "
                     f"like 5s, got {_kind(m['connectTimeout'])}")
             return None
-        settings = dataclasses.replace(settings, connect_timeout=t)
+        settings = replace(settings, connect_timeout=t)
     return settings
 
 

@@ -8,16 +8,40 @@ space loop, as netem is absent on our kernels)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-from ..cluster import links
+from ..cluster import links, procs
 from ..cluster.plan import NODE_IF
 from ..errors import TestbedError
 from ..experiment import DEFAULT_LATENCY
+from ..wait import wait_for
 from .base import FAULTS, Fault
 
 BPF_FILE = Path(__file__).resolve().parents[2] / "bpf" / "tc_drop.c"
 INGRESS, EGRESS = "ffff:fff2", "ffff:fff3"
+
+
+def start_worker(module: str, args: list[str], ns: str, out: str, run_id: str):
+    """`python -m testbed.chaos.<module> ... --out OUT --run ID` inside the namespace; returns
+    once it has touched OUT.ready (a worker that died instead is an error naming its log)."""
+    proc = procs.spawn([sys.executable, "-m", f"testbed.chaos.{module}", *args, "--out", out, "--run", run_id], ns,
+                       None, log=out + ".log", cwd=str(Path(__file__).resolve().parents[2]))
+    wait_for(lambda: Path(out + ".ready").exists() or proc.poll() is not None, 30, f"{module} in {ns} to start")
+    if proc.poll() is not None:
+        raise TestbedError(f"{module} in {ns} failed: {_tail(out + '.log')}")
+    return proc
+
+
+def stop_worker(proc, out: str) -> dict | None:
+    """SIGTERM, wait, and what the worker wrote to OUT (None if it wrote nothing)."""
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(30)
+    try:
+        return json.loads(Path(out).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 class NetworkFault(Fault):
@@ -90,33 +114,17 @@ class TcpReset(NetworkFault):
     interfaces = Drop.interfaces
 
     def inject(self) -> None:
-        import sys
-
-        from ..cluster import procs
-        from ..wait import wait_for
-
-        run = self.ctx.cluster.run
         self._workers = []
         for k, (ns, ifname) in enumerate(self.interfaces()):
-            out = str(run.dir / f"tcp-reset-{self.spec.at:g}-{k}.json")
-            proc = procs.spawn([sys.executable, "-m", "testbed.chaos.rst_injector", "--iface", ifname, "--out", out,
-                                "--run", self.ctx.plan.run_id], ns, None, log=out + ".log",
-                               cwd=str(Path(__file__).resolve().parents[2]))
-            self._workers.append((proc, out))
-            wait_for(lambda out=out, proc=proc: Path(out + ".ready").exists() or proc.poll() is not None, 30,
-                     f"the RST injector on {ifname} to start")
+            out = str(self.ctx.cluster.run.dir / f"tcp-reset-{self.spec.at:g}-{k}.json")
+            self._workers.append((start_worker("rst_injector", ["--iface", ifname], ns, out, self.ctx.plan.run_id),
+                                  out))
 
     def revert(self) -> None:
         totals = {"rsts_sent": 0, "connections_reset": 0}
         for proc, out in getattr(self, "_workers", []):
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(30)
-            try:
-                for k, v in json.loads(Path(out).read_text()).items():
-                    totals[k] += v
-            except (OSError, ValueError):
-                pass
+            for k, v in (stop_worker(proc, out) or {}).items():
+                totals[k] += v
         if getattr(self, "_workers", None):
             self.details.update(totals)
         self._workers = []
@@ -151,26 +159,15 @@ class Delay(NetworkFault):
                  "NFQUEUE", "--queue-num", str(self.queue), "--queue-bypass"] for chain, flag in chains]
 
     def inject(self) -> None:
-        import sys
-
-        from ..cluster import procs
-        from ..wait import wait_for
-
         latency = self.spec.options.get("latency", DEFAULT_LATENCY)
         jitter = self.spec.options.get("jitter", 0.0)
         run = self.ctx.cluster.run
         self._workers, self._rules = [], []
         for k, (ns, ifname) in enumerate(self.interfaces()):
             out = str(run.dir / f"delay-{self.queue}-{k}.json")
-            proc = procs.spawn([sys.executable, "-m", "testbed.chaos.delay_injector", "--queue", str(self.queue),
-                                "--latency", str(latency), "--jitter", str(jitter), "--seed", str(k + 1),
-                                "--out", out, "--run", self.ctx.plan.run_id], ns, None, log=out + ".log",
-                               cwd=str(Path(__file__).resolve().parents[2]))
-            self._workers.append((proc, out))
-            wait_for(lambda out=out, proc=proc: Path(out + ".ready").exists() or proc.poll() is not None, 30,
-                     f"the delay worker in {ns} to start")
-            if proc.poll() is not None:
-                raise TestbedError(f"the delay worker in {ns} failed: {_tail(out + '.log')}")
+            args = ["--queue", str(self.queue), "--latency", str(latency), "--jitter", str(jitter),
+                    "--seed", str(k + 1)]
+            self._workers.append((start_worker("delay_injector", args, ns, out, self.ctx.plan.run_id), out))
             had_table = procs.run(["nft", "list", "table", "ip", "filter"], ns).returncode == 0
             self._rules.append((ns, had_table, []))
             for rule in self.rules(ns, ifname):
@@ -181,8 +178,6 @@ class Delay(NetworkFault):
         self.details.update(latency_ms=round(latency * 1000, 3), jitter_ms=round(jitter * 1000, 3))
 
     def revert(self) -> None:
-        from ..cluster import procs
-
         for ns, had_table, rules in getattr(self, "_rules", []):
             try:
                 for rule in rules:
@@ -196,12 +191,8 @@ class Delay(NetworkFault):
         totals = {"packets_delayed": 0, "max_held": 0}
         holds = []
         for proc, out in getattr(self, "_workers", []):
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(30)
-            try:
-                got = json.loads(Path(out).read_text())
-            except (OSError, ValueError):
+            got = stop_worker(proc, out)
+            if got is None:
                 continue
             totals["packets_delayed"] += got["packets_delayed"]
             totals["max_held"] = max(totals["max_held"], got["max_held"])
