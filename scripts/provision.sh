@@ -2,6 +2,7 @@
 # Idempotent set-up for mesh-testbed on Debian 12 (root). Skips what is already done.
 # Used by `make setup` (and so by `make demo` / `make test`) and by the Vagrantfile.
 set -euo pipefail
+umask 022  # the proxies run as uids of their own and must be able to run the venv's Envoy
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"

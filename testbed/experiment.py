@@ -1,6 +1,7 @@
 """The experiment spec (docs/experiments.md): a cluster, the architectures to compare, steady
 traffic and faults aimed at workloads. Pure data: loading touches nothing, and every
-problem is reported with file, line and field."""
+problem is reported with file, line and field. Every number has a finite, documented range,
+and a cluster over an architecture's limits is refused here, before anything is built."""
 
 from __future__ import annotations
 
@@ -8,29 +9,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import yamlsrc
+from .chaos.kinds import (
+    DEFAULT_LATENCY,
+    KINDS,
+    MAX_DELAY,
+    MAX_RESTART_DELAY,
+    UPGRADE_STRATEGIES,
+    WASM_BEHAVIORS,
+    WASM_POLICIES,
+)
+from .checker import Checker, kind, parse_duration
 from .errors import SpecError
-from .mesh.topology import ARCHITECTURES
-from .spec import ClusterSpec, _Checker, _kind, parse_cluster, parse_duration
-from .yamlsrc import YList, YMap
+from .mesh.topology import ARCHITECTURES, limits
+from .redirect.kinds import REDIRECTS
+from .spec import ClusterSpec, parse_cluster
+from .yamlsrc import YMap
+
+__all__ = ["Experiment", "FaultSpec", "Target", "load_experiment", "parse_experiment", "parse_duration",
+           "DEFAULT_LATENCY", "TARGET_KEYS", "MESH_ARCHS"]
 
 MESH_ARCHS = [a for a in ARCHITECTURES if a != "none"]
-REDIRECTS = ("ebpf", "iptables")
-# kind -> its own fields (besides kind, target, at, duration)
-FAULT_FIELDS = {
-    "proxy-crash": {"restartDelay"},
-    "proxy-hang": set(),
-    "identity-compromise": set(),
-    "upgrade": {"strategy"},
-    "wasm": {"behavior", "failurePolicy"},
-    "drop": {"percent"},
-    "tcp-reset": set(),
-    "delay": {"latency", "jitter"},
-}
-DEFAULT_LATENCY = 0.05  # seconds, a delay fault's default
-MAX_DELAY = 5.0  # seconds: beyond this every connection times out, which is a drop, not a delay
-WASM_BEHAVIORS = ("trap", "loop", "memory", "deny-all")
-WASM_POLICIES = ("closed", "open", "reload")
 TARGET_KEYS = ("pod", "service", "node")
+AMBIENT_PROXIES = ("micro", "l7")
+MAX_TRAFFIC = 3600.0  # seconds of traffic in one experiment
+MAX_RATE = 500.0  # requests per second per flow
+MAX_SEED = 2 ** 32 - 1
+MAX_FAULTS = 50  # each fault may add a host of its own to the fabric (addressing.MAX_EXTRA_HOSTS)
+CLUSTER_KEYS = {"nodes", "services", "calls", "mesh"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,11 @@ class FaultSpec:
     duration: float
     options: dict = field(default_factory=dict)
     line: int = 0
+
+    @property
+    def active_until(self) -> float:
+        """When it is over at the latest, as scheduled (a crash lasts until its restart)."""
+        return self.at + max(self.duration, self.options.get("restartDelay") or 0.0)
 
 
 @dataclass(frozen=True)
@@ -75,12 +85,17 @@ class Experiment:
 
 def load_experiment(path: str | Path) -> Experiment:
     path = Path(path)
-    data = yamlsrc.load(path)
-    return parse_experiment(data, str(path), path.parent)
+    problems: list[str] = []
+    data = yamlsrc.load(path, problems)
+    return parse_experiment(data, str(path), path.parent, problems)
 
 
-def parse_experiment(data, source: str, base_dir: Path) -> Experiment:
-    ck = _Checker(source)
+def parse_experiment(data, source: str, base_dir: Path, problems: list[str] | None = None) -> Experiment:
+    ck = Checker(source, problems)
+    if isinstance(data, YMap) and "cluster" not in data and CLUSTER_KEYS & set(data):
+        ck.fail(data.line, "document", f"this is a cluster spec, not an experiment: build it with "
+                                       f"`testbed up {source}`, or name it in an experiment's `cluster:` field")
+        raise SpecError(ck.problems)
     top = ck.mapping(data, getattr(data, "line", 1), "", {"name", "cluster", "traffic"},
                      {"architectures", "redirect", "seed", "faults", "affected"})
     if top is None:
@@ -91,79 +106,93 @@ def parse_experiment(data, source: str, base_dir: Path) -> Experiment:
     if "cluster" in top:
         cluster, cluster_text = _cluster(ck, top["cluster"], top.line_of("cluster"), base_dir)
 
-    archs = list(MESH_ARCHS)
-    if "architectures" in top:
-        raw = ck.sequence(top["architectures"], top.line_of("architectures"), "architectures")
-        archs = []
-        for i, a in enumerate(raw or []):
-            if a not in ARCHITECTURES:
-                ck.fail(raw.line_of(i), f"architectures[{i}]", f"unknown architecture {a!r} "
-                        f"(choose from {', '.join(ARCHITECTURES)})")
-            elif a in archs:
-                ck.fail(raw.line_of(i), f"architectures[{i}]", f"duplicate architecture {a!r}")
-            else:
-                archs.append(a)
-        if raw is not None and not raw:
-            ck.fail(top.line_of("architectures"), "architectures", "at least one architecture is needed")
-
-    redirect = top.get("redirect", "ebpf")
-    if redirect not in REDIRECTS:
-        ck.fail(top.line_of("redirect"), "redirect", f"{redirect!r} is not a redirect ({', '.join(REDIRECTS)})")
+    archs = _architectures(ck, top, cluster)
+    redirect = "ebpf"
+    if "redirect" in top:
+        redirect = ck.choice(top["redirect"], top.line_of("redirect"), "redirect", REDIRECTS, "a redirect")
 
     rate = duration = None
     if "traffic" in top:
         t = ck.mapping(top["traffic"], top.line_of("traffic"), "traffic", {"duration"}, {"rate"})
         if t is not None:
-            rate = t.get("rate", 10)
-            if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 500:
-                ck.fail(t.line_of("rate"), "traffic.rate", f"expected requests per second per flow in (0, 500], "
-                        f"got {_kind(rate)}")
-                rate = None
+            rate = ck.number(t.get("rate", 10), t.line_of("rate"), "traffic.rate", 0, MAX_RATE,
+                             "requests per second per flow", lo_open=True)
             if "duration" in t:
-                duration = parse_duration(t["duration"])
-                if not duration:
-                    ck.fail(t.line_of("duration"), "traffic.duration", f"expected a duration like 40s, "
-                            f"got {_kind(t['duration'])}")
+                duration = ck.duration(t["duration"], t.line_of("duration"), "traffic.duration", 2, MAX_TRAFFIC,
+                                       "40s")
 
     seed = top.get("seed", 1)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        ck.fail(top.line_of("seed"), "seed", f"expected a whole number, got {_kind(seed)}")
+    if "seed" in top:
+        seed = ck.integer(seed, top.line_of("seed"), "seed", 0, MAX_SEED)
 
     error_points, latency_factor = 5.0, 3.0
     if "affected" in top:
         a = ck.mapping(top["affected"], top.line_of("affected"), "affected", set(), {"errorPoints", "latencyFactor"})
         if a is not None:
-            error_points = a.get("errorPoints", error_points)
-            latency_factor = a.get("latencyFactor", latency_factor)
-            for key, v in (("errorPoints", error_points), ("latencyFactor", latency_factor)):
-                if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-                    ck.fail(a.line_of(key), f"affected.{key}", f"expected a positive number, got {_kind(v)}")
+            if "errorPoints" in a:
+                error_points = ck.number(a["errorPoints"], a.line_of("errorPoints"), "affected.errorPoints", 0, 100,
+                                         "percentage points", lo_open=True)
+            if "latencyFactor" in a:
+                latency_factor = ck.number(a["latencyFactor"], a.line_of("latencyFactor"), "affected.latencyFactor",
+                                           1, 1000, "a factor", lo_open=True)
 
     faults = []
     if "faults" in top and top["faults"] is not None:
         raw = ck.sequence(top["faults"], top.line_of("faults"), "faults")
+        if raw is not None and len(raw) > MAX_FAULTS:
+            ck.fail(top.line_of("faults"), "faults", f"{len(raw)} faults (at most {MAX_FAULTS} in one experiment)")
+            raw = None
         for i, item in enumerate(raw or []):
             f = _fault(ck, item, raw.line_of(i), f"faults[{i}]", cluster, archs, duration)
             if f is not None:
-                faults.append(f)
+                faults.append((f"faults[{i}]", f))
+    _overlaps(ck, faults, cluster)
 
     if ck.problems:
         raise SpecError(ck.problems)
     return Experiment(name, cluster, cluster_text, tuple(archs), redirect, float(rate), duration, seed,
-                      tuple(faults), float(error_points), float(latency_factor), source)
+                      tuple(f for _, f in faults), float(error_points), float(latency_factor), source)
 
 
-def _cluster(ck: _Checker, value, line: int, base_dir: Path):
+def _architectures(ck: Checker, top: YMap, cluster: ClusterSpec | None) -> list[str]:
+    archs = list(MESH_ARCHS)
+    lines = {a: top.line_of("architectures") for a in archs}
+    if "architectures" in top:
+        raw = ck.sequence(top["architectures"], top.line_of("architectures"), "architectures")
+        archs = []
+        for i, a in enumerate(raw or []):
+            if not isinstance(a, str) or a not in ARCHITECTURES:
+                ck.fail(raw.line_of(i), f"architectures[{i}]", f"unknown architecture {kind(a)} "
+                        f"(choose from {', '.join(ARCHITECTURES)})")
+            elif a in archs:
+                ck.fail(raw.line_of(i), f"architectures[{i}]", f"duplicate architecture {a!r}")
+            else:
+                archs.append(a)
+                lines[a] = raw.line_of(i)
+        if raw is not None and not raw:
+            ck.fail(top.line_of("architectures"), "architectures", "at least one architecture is needed")
+    if cluster is not None:
+        for a in archs:
+            for problem in limits(cluster, a):
+                ck.fail(lines[a], "architectures", problem)
+    return archs
+
+
+def _cluster(ck: Checker, value, line: int, base_dir: Path):
     if isinstance(value, str):
-        path = (base_dir / value).resolve()
+        shown = value.replace("\0", "\\0")
         try:
-            text = path.read_text()
-        except OSError as exc:
-            ck.fail(line, "cluster", f"cannot read {value!r} ({path}): {exc.strerror}")
+            path = (base_dir / value).resolve()
+        except (OSError, ValueError):
+            ck.fail(line, "cluster", f"{kind(shown)} is not a usable path")
             return None, ""
         try:
-            return parse_cluster(yamlsrc.loads(text, str(path)), str(path)), text
+            text = yamlsrc.read(path, "cluster")
+            problems: list[str] = []
+            data = yamlsrc.loads(text, str(path), problems)
+            return parse_cluster(data, str(path), problems), text
         except SpecError as exc:
+            ck.fail(line, "cluster", f"the cluster spec {kind(shown)} is not valid (below)")
             ck.problems.extend(exc.problems)
             return None, ""
     if isinstance(value, YMap):
@@ -174,7 +203,7 @@ def _cluster(ck: _Checker, value, line: int, base_dir: Path):
         except SpecError as exc:
             ck.problems.extend(exc.problems)
             return None, ""
-    ck.fail(line, "cluster", f"expected a path to a cluster spec or the cluster itself, got {_kind(value)}")
+    ck.fail(line, "cluster", f"expected a path to a cluster spec or the cluster itself, got {kind(value)}")
     return None, ""
 
 
@@ -186,80 +215,73 @@ def _plain(value):
     return value
 
 
-def _fault(ck: _Checker, item, line: int, where: str, cluster: ClusterSpec | None, archs: list[str],
+def _fault(ck: Checker, item, line: int, where: str, cluster: ClusterSpec | None, archs: list[str],
            duration: float | None) -> FaultSpec | None:
     if not isinstance(item, YMap) or "kind" not in item:
         ck.mapping(item, line, where, {"kind"}, set())
         return None
-    kind = item["kind"]
-    if kind not in FAULT_FIELDS:
-        ck.fail(item.line_of("kind"), f"{where}.kind", f"unknown fault kind {kind!r} "
-                f"(kinds: {', '.join(FAULT_FIELDS)})")
+    fkind = item["kind"]
+    if not isinstance(fkind, str) or fkind not in KINDS:
+        ck.fail(item.line_of("kind"), f"{where}.kind", f"unknown fault kind {kind(fkind)} "
+                f"(kinds: {', '.join(KINDS)})")
         return None
-    m = ck.mapping(item, line, where, {"kind", "target", "at"}, {"duration"} | FAULT_FIELDS[kind])
+    spec_kind = KINDS[fkind]
+    m = ck.mapping(item, line, where, {"kind", "target", "at"}, {"duration", *spec_kind.fields})
     if m is None:
         return None
-    ok = True
-    at = parse_duration(m.get("at")) if "at" in m else None
-    if "at" in m and at is None:
-        ck.fail(m.line_of("at"), f"{where}.at", f"expected a time like 10s, got {_kind(m['at'])}")
-        ok = False
-    length = parse_duration(m.get("duration", 0))
-    if length is None:
-        ck.fail(m.line_of("duration"), f"{where}.duration", f"expected a duration like 15s, got {_kind(m['duration'])}")
-        ok = False
-    if ok and at is not None and duration and at + (length or 0) > duration:
-        ck.fail(m.line_of("at"), f"{where}.at", f"the fault ends at {at + length:g}s, after the traffic "
-                f"({duration:g}s)")
-        ok = False
-    if ok and at is not None and at < 1:
-        ck.fail(m.line_of("at"), f"{where}.at", "leave at least 1s of baseline traffic before a fault")
-        ok = False
+    before = len(ck.problems)
+    horizon = duration or MAX_TRAFFIC
+    at = ck.duration(m["at"], m.line_of("at"), f"{where}.at", 1, horizon, "10s") if "at" in m else None
+    length = 0.0
+    if "duration" in m:
+        length = ck.duration(m["duration"], m.line_of("duration"), f"{where}.duration", 0, horizon, "15s")
     target = _target(ck, m.get("target"), m.line_of("target"), f"{where}.target", cluster, archs) \
         if "target" in m else None
-    options = {}
-    if "restartDelay" in m:
-        options["restartDelay"] = parse_duration(m["restartDelay"])
-        if options["restartDelay"] is None:
-            ck.fail(m.line_of("restartDelay"), f"{where}.restartDelay", f"expected a duration, got "
-                    f"{_kind(m['restartDelay'])}")
-            ok = False
-    for key, allowed in (("behavior", WASM_BEHAVIORS), ("failurePolicy", WASM_POLICIES)):
-        if key in m:
-            if m[key] not in allowed:
-                ck.fail(m.line_of(key), f"{where}.{key}", f"{m[key]!r} is not one of {', '.join(allowed)}")
-                ok = False
-            options[key] = m[key]
-    if "percent" in m:
-        pct = m["percent"]
-        if isinstance(pct, bool) or not isinstance(pct, int | float) or not 0 < pct <= 100:
-            ck.fail(m.line_of("percent"), f"{where}.percent", f"expected a percentage in (0, 100], got {_kind(pct)}")
-            ok = False
-        options["percent"] = pct
-    for key in ("latency", "jitter"):
-        if key in m:
-            value = parse_duration(m[key])
-            if value is None or value > MAX_DELAY or (key == "latency" and value == 0):
-                low = "above 0" if key == "latency" else "0 or more"
-                ck.fail(m.line_of(key), f"{where}.{key}", f"expected a duration like 50ms, {low} and at most "
-                        f"{MAX_DELAY:g}s, got {_kind(m[key])}")
-                ok = False
-            options[key] = value
-    if ok and options.get("jitter", 0) > options.get("latency", DEFAULT_LATENCY):
-        ck.fail(m.line_of("jitter"), f"{where}.jitter", f"the jitter ({options['jitter'] * 1000:g}ms) is larger than "
-                f"the latency ({options.get('latency', DEFAULT_LATENCY) * 1000:g}ms)")
-        ok = False
-    if "strategy" in m:
-        if m["strategy"] not in ("restart", "hot-restart"):
-            ck.fail(m.line_of("strategy"), f"{where}.strategy", f"{m['strategy']!r} is not restart or hot-restart")
-            ok = False
-        options["strategy"] = m["strategy"]
-    if not ok or target is None or at is None:
+    options = _options(ck, m, where)
+    if len(ck.problems) > before or target is None or at is None:
         return None
-    return FaultSpec(kind, target, at, length, options, m.line)
+    if spec_kind.needs_proxy and all(a == "none" for a in archs):
+        ck.fail(m.line_of("kind"), f"{where}.kind", f"{fkind} acts on proxies, and the only architecture is none "
+                "(no proxy): add a mesh architecture")
+        return None
+    f = FaultSpec(fkind, target, at, length, options, m.line)
+    if duration and f.active_until > duration:
+        ck.fail(m.line_of("at"), f"{where}.at", f"the fault ends at {f.active_until:g}s, after the traffic "
+                f"({duration:g}s)")
+        return None
+    return f
 
 
-def _target(ck: _Checker, value, line: int, where: str, cluster: ClusterSpec | None,
+def _options(ck: Checker, m: YMap, where: str) -> dict:
+    options: dict = {}
+    if "restartDelay" in m:
+        options["restartDelay"] = ck.duration(m["restartDelay"], m.line_of("restartDelay"), f"{where}.restartDelay",
+                                              0, MAX_RESTART_DELAY, "5s")
+    if "behavior" in m:
+        options["behavior"] = ck.choice(m["behavior"], m.line_of("behavior"), f"{where}.behavior", WASM_BEHAVIORS,
+                                        "a Wasm behaviour")
+    if "failurePolicy" in m:
+        options["failurePolicy"] = ck.choice(m["failurePolicy"], m.line_of("failurePolicy"), f"{where}.failurePolicy",
+                                             WASM_POLICIES, "a failure policy")
+    if "strategy" in m:
+        options["strategy"] = ck.choice(m["strategy"], m.line_of("strategy"), f"{where}.strategy", UPGRADE_STRATEGIES,
+                                        "an upgrade strategy")
+    if "percent" in m:
+        options["percent"] = ck.number(m["percent"], m.line_of("percent"), f"{where}.percent", 0, 100,
+                                       "a percentage", lo_open=True)
+    if "latency" in m:
+        options["latency"] = ck.duration(m["latency"], m.line_of("latency"), f"{where}.latency", 0, MAX_DELAY, "50ms",
+                                         lo_open=True)
+    if "jitter" in m:
+        options["jitter"] = ck.duration(m["jitter"], m.line_of("jitter"), f"{where}.jitter", 0, MAX_DELAY, "10ms")
+        latency = options.get("latency", DEFAULT_LATENCY)
+        if options["jitter"] is not None and latency is not None and options["jitter"] > latency:
+            ck.fail(m.line_of("jitter"), f"{where}.jitter", f"the jitter ({options['jitter'] * 1000:g}ms) is larger "
+                    f"than the latency ({latency * 1000:g}ms)")
+    return options
+
+
+def _target(ck: Checker, value, line: int, where: str, cluster: ClusterSpec | None,
             archs: list[str]) -> Target | None:
     m = ck.mapping(value, line, where, set(), set(TARGET_KEYS) | {"proxy"})
     if m is None:
@@ -268,23 +290,49 @@ def _target(ck: _Checker, value, line: int, where: str, cluster: ClusterSpec | N
     if len(keys) != 1:
         ck.fail(m.line, where, "name exactly one of pod, service or node")
         return None
-    kind, name = keys[0], m[keys[0]]
+    tkind, name = keys[0], m[keys[0]]
+    if not isinstance(name, str):
+        ck.fail(m.line_of(tkind), f"{where}.{tkind}", f"expected a {tkind} name, got {kind(name)}")
+        return None
     if cluster is not None:
         known = {"pod": [p.name for p in cluster.pods], "service": [s.name for s in cluster.services],
-                 "node": list(cluster.nodes)}[kind]
+                 "node": list(cluster.nodes)}[tkind]
         if name not in known:
-            ck.fail(m.line_of(kind), f"{where}.{kind}", f"unknown {kind} {name!r} (known: {', '.join(known)})")
+            shown = ", ".join(known[:20]) + (f", ... ({len(known)} in all)" if len(known) > 20 else "")
+            ck.fail(m.line_of(tkind), f"{where}.{tkind}", f"unknown {tkind} {kind(name)} (known: {shown})")
             return None
     proxy = m.get("proxy")
     if proxy is not None:
-        if proxy not in ("micro", "l7"):
-            ck.fail(m.line_of("proxy"), f"{where}.proxy", f"{proxy!r} is not micro or l7 (ambient's proxies)")
+        if ck.choice(proxy, m.line_of("proxy"), f"{where}.proxy", AMBIENT_PROXIES, "one of ambient's proxies") is None:
             return None
         if "ambient" not in archs:
             ck.fail(m.line_of("proxy"), f"{where}.proxy", "picks an ambient proxy, but ambient is not among the "
                     "architectures")
             return None
-    return Target(kind, str(name), proxy)
+    return Target(tkind, name, proxy)
 
 
-__all__ = ["Experiment", "FaultSpec", "Target", "load_experiment", "parse_experiment", "YList"]
+def target_pods(cluster: ClusterSpec, target: Target) -> set[str]:
+    """The pods a target names (a node: the pods on it)."""
+    if target.kind == "pod":
+        return {target.name}
+    if target.kind == "service":
+        return {p.name for p in cluster.pods_of(target.name)}
+    return {p.name for p in cluster.pods_on(target.name)}
+
+
+def _overlaps(ck: Checker, faults: list[tuple[str, FaultSpec]], cluster: ClusterSpec | None) -> None:
+    """Two faults of one exclusive kind may not be active at once on intersecting targets:
+    they would fight over one interface, one proxy or one config (and each one's blast
+    radius would hold the other's)."""
+    if cluster is None:
+        return
+    for i, (where, f) in enumerate(faults):
+        for other_where, g in faults[:i]:
+            if f.kind != g.kind or not KINDS[f.kind].exclusive:
+                continue
+            if (g.at < f.active_until and f.at < g.active_until) or f.at == g.at:
+                same_node = f.target.kind == g.target.kind == "node" and f.target.name == g.target.name
+                if same_node or target_pods(cluster, f.target) & target_pods(cluster, g.target):
+                    ck.fail(f.line, f"{where}.at", f"overlaps {other_where} (line {g.line}), another {g.kind} on "
+                            f"an intersecting target from {g.at:g}s to {g.active_until:g}s: one at a time")

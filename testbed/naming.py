@@ -72,22 +72,28 @@ def supervisor_cgroup(run_id: str) -> str:
 
 # Each proxy runs as its own uid (so it can read only its own keys) and uses the same number
 # as its Envoy --base-id (so hot-restart shared memory, /dev/shm/envoy_shared_memory_<id*10>,
-# is tagged too). Ids of one run share a block of 1000, derived from the run id.
+# is tagged too). The ids of one run come from a block of PROXY_ID_BLOCK; live runs hold
+# different blocks (idblocks.py claims them), so they never share a uid or shared memory.
 PROXY_ID_BASE = 10_000_000
 PROXY_ID_BLOCK = 1000
 PROXY_ID_BLOCKS = 10_000
 
 
-def proxy_id_block(run_id: str) -> int:
-    import zlib
+def proxy_id_block(block: int) -> int:
+    """The first id of a block."""
+    return PROXY_ID_BASE + block * PROXY_ID_BLOCK
 
-    return PROXY_ID_BASE + (zlib.crc32(run_id.encode()) % PROXY_ID_BLOCKS) * PROXY_ID_BLOCK
 
-
-def proxy_id(run_id: str, index: int) -> int:
+def proxy_id(block: int, index: int) -> int:
     if not 0 <= index < PROXY_ID_BLOCK:
         raise TestbedError(f"a run holds at most {PROXY_ID_BLOCK} proxies")
-    return proxy_id_block(run_id) + index
+    return proxy_id_block(block) + index
+
+
+def block_of_id(proxy_id_value: int) -> int | None:
+    """The block an id (a proxy uid, an Envoy base id) belongs to, None outside the range."""
+    block, _ = divmod(proxy_id_value - PROXY_ID_BASE, PROXY_ID_BLOCK)
+    return block if 0 <= block < PROXY_ID_BLOCKS and proxy_id_value >= PROXY_ID_BASE else None
 
 
 def ifname(prefix: str, name: str) -> str:

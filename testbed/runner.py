@@ -1,136 +1,177 @@
-"""Runs composed of stages (DESIGN.md's data flow). Each stage registers its teardown before
-it acts, on one ExitStack, so a failure or Ctrl-C at any point unwinds what was made.
+"""Runs composed of stages (DESIGN.md's data flow). Every stage has one small interface:
 
-Stages: cluster, mesh (when the architecture has one), redirect. Experiments
-(chaos/run.py) add traffic, faults and measurement on top of a run built here."""
+    build(progress) -> {step: seconds}   create what the stage owns
+    teardown() -> [what was removed]      undo it (idempotent)
+    sweep(run_id) -> [what was removed]   (static) remove whatever carries the run's tag,
+                                           with no state at all
+
+The runner builds the list forward, registering each stage's teardown on an `Unwind` before
+the stage acts, so a failure, Ctrl-C, SIGTERM or SIGHUP at any point undoes what exists,
+shielded from further signals. `down` and `clean` sweep the stage types backward by tag.
+Experiments (chaos/) add traffic and faults on top of a run built here."""
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import shutil
-import signal
 import tempfile
 import time
 from pathlib import Path
 
-from . import naming
-from .cluster import namespaces
+from . import idblocks, naming, signals
+from .chaos.kinds import UPGRADE_STRATEGIES
+from .cluster import cgroups, netns, procs
+from .cluster.namespaces import NamespaceCluster
 from .cluster.plan import make_plan
 from .errors import NotRootError, TestbedError
-from .mesh import stage as mesh_stage
 from .mesh import supervisorctl
-from .mesh.topology import ARCHITECTURES, make_topology
-from .redirect import ebpf as ebpf_redirect
-from .redirect import iptables as iptables_redirect
+from .mesh.stage import MeshStage
+from .mesh.topology import ARCHITECTURES, limits, make_topology
+from .redirect import bpffs
+from .redirect.ebpf import EbpfRedirect
+from .redirect.iptables import IptablesRedirect
+from .redirect.kinds import DEFAULT_REDIRECT, REDIRECTS
 from .spec import load_cluster
-from .state import Run, list_runs, resolve
+from .state import Run, list_runs, process_start, resolve
 
-REDIRECTS = ("ebpf", "iptables")
-DEFAULT_REDIRECT = "ebpf"
+__all__ = ["ARCHITECTURES", "REDIRECTS", "DEFAULT_REDIRECT", "up", "down", "clean", "sweep", "status"]
+REDIRECT_STAGES = {"ebpf": EbpfRedirect, "iptables": IptablesRedirect}
+STAGE_TYPES = (NamespaceCluster, MeshStage, EbpfRedirect, IptablesRedirect)  # build order
 
 
 def require_root() -> None:
     if os.geteuid() != 0:
-        raise NotRootError("the testbed needs root (namespaces, cgroups, BPF): run it with sudo")
+        raise NotRootError("the testbed needs root (namespaces, cgroups, BPF): run it as root (e.g. with sudo)")
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM unwinds like Ctrl-C, so teardown runs either way."""
-    owner = os.getpid()
-
-    def handler(signum, frame):
-        if os.getpid() != owner:  # a forked helper (e.g. a library's) inherited this handler
-            os._exit(128 + signum)
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
+def stages(plan, run: Run, arch: str, redirect: str) -> list:
+    """The stages of a run, in build order."""
+    cluster = NamespaceCluster(plan, run)
+    mesh = MeshStage(plan, run, arch, redirect) if arch != "none" else None
+    return [s for s in (cluster, mesh, REDIRECT_STAGES[redirect](plan, run, mesh)) if s is not None]
 
 
 def up(spec_path: str | Path, arch: str = "none", redirect: str = DEFAULT_REDIRECT, run_id: str | None = None,
        progress=lambda msg: None) -> dict:
-    """Build a run and leave it running. Returns its status. On any failure (or Ctrl-C)
+    """Build a run and leave it running. Returns its status. On any failure or signal,
     everything created so far is removed before the error propagates."""
     spec = load_cluster(spec_path)  # a bad spec fails here, before anything exists
     if arch not in ARCHITECTURES:
         raise TestbedError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHITECTURES)})")
     if redirect not in REDIRECTS:
         raise TestbedError(f"unknown redirect {redirect!r} (choose from {', '.join(REDIRECTS)})")
+    over = limits(spec, arch)
+    if over:
+        raise TestbedError(f"{spec_path}: cannot build this cluster with --arch {arch}: " + "; ".join(over))
     require_root()
     run_id = naming.check_run_id(run_id) if run_id else naming.new_run_id()
-    plan = make_plan(spec, run_id, proxy_node=arch == "ambient")
-    with sigterm_as_interrupt(), contextlib.ExitStack() as stack:
+    with signals.handled(), signals.Unwind() as unwind:
         t0 = time.monotonic()
         run = Run.create(run_id)
-        stack.callback(run.remove)
+        unwind.callback(run.remove)
+        unwind.callback(idblocks.release, run_id)
+        block = idblocks.claim(run_id)
         run.save({"status": "building", "architecture": arch, "redirect": redirect,
-                  "spec_path": str(spec_path), "spec_text": Path(spec_path).read_text(),
-                  "created": time.time(), "pid": os.getpid()})
-        cluster = namespaces.NamespaceCluster(plan, run)
-        stack.callback(cluster.teardown)
-        # without eBPF, service VIPs are translated by iptables in the nodes (kube-proxy)
-        built = cluster.build(progress, service_nat=redirect == "iptables")
-        timings = dict(built["timings"])
-        mesh = None
-        if arch != "none":
-            mesh = mesh_stage.MeshStage(plan, run, arch, redirect)
-            stack.callback(mesh.teardown)
-            timings.update(mesh.build(progress))
-        t1 = time.monotonic()
-        if redirect == "ebpf":
-            bpf = ebpf_redirect.EbpfRedirect(plan, mesh.topo if mesh else None, run.dir)
-            stack.callback(bpf.teardown)
-            pids = {name: s["pid"] for name, s in mesh.proxy_status().items()} if mesh else {}
-            bpf.install(pids, progress)
-        elif mesh:
-            progress("capturing app traffic with iptables")
-            iptables_redirect.install(plan, mesh.topo)  # rules live in the run's namespaces
-        timings["redirect"] = time.monotonic() - t1
+                  "spec_path": str(spec_path), "spec_text": Path(spec_path).read_text(), "id_block": block,
+                  "created": time.time(), "pid": os.getpid(), "pid_start": process_start(os.getpid())})
+        plan = make_plan(spec, run_id, proxy_node=arch == "ambient", id_block=block)
+        timings: dict[str, float] = {}
+        built = stages(plan, run, arch, redirect)
+        for stage in built:
+            unwind.callback(stage.teardown)  # registered before the stage acts
+            timings.update(stage.build(progress))
         timings["up"] = time.monotonic() - t0
-        run.update(status="up", agents=built["agents"], timings=timings)
-        stack.pop_all()  # success: leave it running
-    return status(run.run_id)
+        run.update(status="up", agents=built[0].agents, timings=timings)
+        unwind.pop_all()  # success: leave it running
+    return status(run_id)
 
 
 def down(run_id: str | None = None) -> list[str]:
-    """Tear a run down (idempotent): everything tagged with its id goes."""
+    """Tear a run down (idempotent): everything tagged with its id goes, whether or not its
+    state survived."""
     require_root()
-    run = resolve(run_id)
-    removed = sweep(run.run_id)
-    if run.remove():
-        removed.append(f"run directory {run.dir}")
+    if run_id is None:
+        run_id = resolve(None).run_id
+    naming.check_run_id(run_id)
+    if run_id not in known_runs():
+        raise TestbedError(f"no run {run_id} (runs: {', '.join(sorted(known_runs())) or 'none'})")
+    return sweep(run_id)
+
+
+def sweep(run_id: str) -> list[str]:
+    """Every stage's tagged objects, latest stage first (faults' leftovers, then the
+    redirection while the cgroups still exist, the supervisor before the proxies it would
+    restart, processes before their namespaces), then the run's id block and directory.
+    Every step is tried; failures are raised together at the end."""
+    removed: list[str] = []
+    with signals.Attempts() as steps:
+        for sweeper in (sweep_fault_leftovers, *(t.sweep for t in reversed(STAGE_TYPES))):
+            removed += steps.attempt(f"sweeping {getattr(sweeper, '__qualname__', sweeper)}", sweeper, run_id) or []
+        removed += idblocks.release(run_id)
+        if Run(run_id).remove():
+            removed.append(f"run directory {Run(run_id).dir}")
     return removed
 
 
-def clean(run_id: str | None = None) -> list[str]:
-    """Remove every object carrying the testbed's tag (of one run, or of all), state or not."""
-    require_root()
-    removed = sweep(naming.check_run_id(run_id) if run_id else None)
-    for rid in [run_id] if run_id else list_runs():
-        if Run(rid).remove():
-            removed.append(f"run directory {Run(rid).dir}")
-    return removed
-
-
-def sweep(run_id: str | None) -> list[str]:
-    """Every stage's tagged objects, latest stage first (the supervisor before the proxies
-    it would restart, processes before their namespaces)."""
-    removed = mesh_stage.sweep(run_id)
-    record = Run(run_id).dir / "ebpf.json" if run_id else None
-    removed += ebpf_redirect.sweep(run_id, record)  # detach while the cgroups still exist
-    removed += namespaces.sweep(run_id)
-    # keys an identity-compromise fault copied out (normally removed when it is reverted)
+def sweep_fault_leftovers(run_id: str | None) -> list[str]:
+    """Keys an identity-compromise fault copied out (normally removed when it is reverted)."""
+    removed = []
     prefix = naming.run_prefix(run_id) if run_id else f"{naming.TAG}-"
     for loot in glob.glob(os.path.join(tempfile.gettempdir(), f"{prefix}*loot-*")):
         shutil.rmtree(loot, ignore_errors=True)
         removed.append(f"stolen keys {loot}")
     return removed
+
+
+def known_runs() -> set[str]:
+    """Every run id that something on this machine carries: run directories, namespaces,
+    cgroups, BPF pins, id blocks, tagged processes, stolen-key directories."""
+    names = netns.list_tagged(f"{naming.TAG}-") + cgroups.list_tagged(f"{naming.TAG}-")
+    if os.path.isdir(bpffs.BPF_FS):
+        names += [e for e in os.listdir(bpffs.BPF_FS) if e.startswith(f"{naming.TAG}-")]
+    names += [os.path.basename(p) for p in glob.glob(os.path.join(tempfile.gettempdir(), f"{naming.TAG}-*loot-*"))]
+    ids = {naming.run_id_of(n) for n in names} | set(list_runs()) | set(idblocks.claims().values())
+    ids |= {rid for rid in (procs.run_tag(pid) for pid in procs.tagged(None)) if rid}
+    return {i for i in ids if i and naming.RUN_ID_RE.match(i)}
+
+
+def clean(run_id: str | None = None, force: bool = False) -> dict:
+    """Remove every object carrying the testbed's tag, of one run or of every run, state or
+    not. A run whose owning process (the `up` building it, the `run` driving it) is still
+    alive is left alone unless `force`. Returns {"removed": {run: [...]}, "skipped": {run:
+    reason}}."""
+    require_root()
+    ids = [naming.check_run_id(run_id)] if run_id else sorted(known_runs())
+    out: dict = {"removed": {}, "skipped": {}}
+    for rid in ids:
+        owner = Run(rid).owner()
+        if owner is not None and owner != os.getpid() and not force:
+            out["skipped"][rid] = f"in use by process {owner} ({_cmdline(owner)}); stop it, or clean --force"
+            continue
+        out["removed"][rid] = sweep(rid)
+    if run_id is None and not out["skipped"]:
+        from .mesh import envoy
+
+        stray = envoy.shared_memory_files(None)  # of runs whose id block is already gone
+        for path in stray:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        if stray:
+            out["removed"]["-"] = [f"Envoy shared memory {p}" for p in stray]
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return "?"
+    shown = " ".join(a for a in argv if a)
+    return shown if len(shown) < 80 else shown[:77] + "..."
 
 
 def status(run_id: str | None = None) -> dict:
@@ -160,7 +201,7 @@ def status(run_id: str | None = None) -> dict:
 def proxies_status(run: Run, plan, arch: str) -> list[dict]:
     if arch == "none":
         return []
-    stage = mesh_stage.MeshStage(plan, run, arch)
+    stage = MeshStage(plan, run, arch)
     live = stage.proxy_status()
     out = []
     for p in make_topology(plan, arch).proxies:
@@ -173,15 +214,16 @@ def proxies_status(run: Run, plan, arch: str) -> list[dict]:
     return out
 
 
-def mesh_of(run_id: str | None = None) -> mesh_stage.MeshStage:
+def mesh_of(run_id: str | None = None) -> MeshStage:
     run = resolve(run_id)
-    arch = run.load().get("architecture", "none")
+    state = run.load()
+    arch = state.get("architecture", "none")
     if arch == "none":
         raise TestbedError(f"run {run.run_id} has no mesh (architecture none)")
-    return mesh_stage.MeshStage(run.plan(), run, arch)
+    return MeshStage(run.plan(), run, arch, state.get("redirect", DEFAULT_REDIRECT))
 
 
-def proxy_for(mesh: mesh_stage.MeshStage, name: str):
+def proxy_for(mesh: MeshStage, name: str):
     """The proxy named `name`, or the one that serves pod `name` (its sidecar, node proxy or
     micro-proxy)."""
     try:
@@ -196,9 +238,9 @@ def proxy_for(mesh: mesh_stage.MeshStage, name: str):
     return mesh.topo.serving(name)
 
 
-def upgrade(run_id: str | None, name: str, strategy: str = "hot-restart") -> dict:
-    """Replace a proxy in place: `hot-restart` (Envoy hands its listeners to the new process)
-    or `restart` (stop, then start). Returns when the new one is ready."""
+def upgrade(run_id: str | None, name: str, strategy: str = UPGRADE_STRATEGIES[0]) -> dict:
+    """Replace a proxy in place (mesh/upgrades.py names the strategies). Returns when the
+    new one is ready."""
     require_root()
     mesh = mesh_of(run_id)
     proxy = proxy_for(mesh, name)
@@ -206,6 +248,7 @@ def upgrade(run_id: str | None, name: str, strategy: str = "hot-restart") -> dic
                                                                "strategy": strategy})
 
 
-def cluster_of(run_id: str | None = None) -> namespaces.NamespaceCluster:
+def cluster_of(run_id: str | None = None) -> NamespaceCluster:
     run = resolve(run_id)
-    return namespaces.NamespaceCluster(run.plan(), run)
+    return NamespaceCluster(run.plan(), run)
+

@@ -8,17 +8,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import naming, yamlsrc
+from .addressing import MAX_NODES, MAX_PODS, MAX_PODS_PER_NODE, MAX_SERVICES, MESH_PORTS
+from .checker import NAME_RE, Checker, kind, parse_duration
 from .errors import SpecError
-from .yamlsrc import YList, YMap
+from .yamlsrc import YMap
 
-NAME_RE = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
-MAX_PODS_PER_NODE = 250  # one /24 per node, minus gateway and broadcast
-MAX_SERVICES = 500  # the ambient L7 proxies give each service a port in 15200-15699
-MESH_PORTS = range(15000, 16000)  # the proxies' own ports; apps may not use them
+__all__ = ["ClusterSpec", "Service", "Call", "Pod", "MeshSettings", "load_cluster", "loads_cluster", "parse_cluster",
+           "parse_duration", "NAME_RE", "PROXY_NODE"]
 PROXY_NODE = "waypoints"  # the dedicated node of the ambient L7 proxies
 TRUST_DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
-DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
 MIN_CONNECT_TIMEOUT, MAX_CONNECT_TIMEOUT = 0.01, 60.0  # seconds
+MAX_CONCURRENCY = 64
 
 
 @dataclass(frozen=True)
@@ -106,69 +106,18 @@ def _place_pods(spec: ClusterSpec) -> list[Pod]:
 
 
 # --------------------------------------------------------------------------- validation
-class _Checker:
-    """Collects every problem with file, line and field, so one run shows them all."""
-
-    def __init__(self, source: str):
-        self.source = source
-        self.problems: list[str] = []
-
-    def fail(self, line: int, where: str, message: str) -> None:
-        self.problems.append(f"{self.source}:{line}: {where}: {message}")
-
-    def mapping(self, value, line: int, where: str, required: set, optional: set) -> YMap | None:
-        if not isinstance(value, YMap):
-            self.fail(line, where, f"expected a mapping, got {_kind(value)}")
-            return None
-        for key in value:
-            if key not in required | optional:
-                known = ", ".join(sorted(required | optional))
-                self.fail(value.line_of(key), f"{where}.{key}" if where else str(key),
-                          f"unknown field (known fields: {known})")
-        for key in sorted(required - set(value)):
-            self.fail(value.line, f"{where}.{key}" if where else key, "required field is missing")
-        return value
-
-    def name(self, value, line: int, where: str, max_len: int, what: str) -> str | None:
-        if not isinstance(value, str):
-            self.fail(line, where, f"expected a name, got {_kind(value)}")
-            return None
-        if not NAME_RE.match(value):
-            self.fail(line, where, f"{value!r} is not a valid {what} name "
-                                   "(lower-case letters, digits and '-', starting with a letter)")
-            return None
-        if len(value) > max_len:
-            self.fail(line, where, f"{value!r} is longer than {max_len} characters")
-            return None
-        return value
-
-    def integer(self, value, line: int, where: str, lo: int, hi: int) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(line, where, f"expected a whole number, got {_kind(value)}")
-            return None
-        if not lo <= value <= hi:
-            self.fail(line, where, f"{value} is out of range ({lo}-{hi})")
-            return None
-        return value
-
-    def sequence(self, value, line: int, where: str) -> YList | None:
-        if not isinstance(value, YList):
-            self.fail(line, where, f"expected a list, got {_kind(value)}")
-            return None
-        return value
+# the checker lives in checker.py (shared with experiments); these names stay importable here
+EXPERIMENT_KEYS = {"cluster", "traffic", "faults", "architectures", "affected", "redirect", "seed"}
 
 
-def _kind(value) -> str:
-    if value is None:
-        return "nothing"
-    return {dict: "a mapping", YMap: "a mapping", list: "a list", YList: "a list", str: f"{value!r}",
-            bool: f"{value}"}.get(type(value), repr(value))
-
-
-def parse_cluster(data, source: str = "<spec>") -> ClusterSpec:
+def parse_cluster(data, source: str = "<spec>", problems: list[str] | None = None) -> ClusterSpec:
     """Validate parsed YAML (from yamlsrc) into a ClusterSpec, or raise SpecError listing
-    every problem."""
-    ck = _Checker(source)
+    every problem (`problems`: those the YAML loader found, reported with the rest)."""
+    ck = Checker(source, problems)
+    if isinstance(data, YMap) and "nodes" not in data and "services" not in data and EXPERIMENT_KEYS & set(data):
+        ck.fail(data.line, "document", f"this is an experiment, not a cluster spec: run it with "
+                                       f"`testbed run {source}` (or check it with `testbed validate`)")
+        raise SpecError(ck.problems)
     top = ck.mapping(data, getattr(data, "line", 1), "", {"name", "nodes", "services"}, {"calls", "mesh"})
     if top is None:
         raise SpecError(ck.problems)
@@ -180,13 +129,17 @@ def parse_cluster(data, source: str = "<spec>") -> ClusterSpec:
         raw = ck.sequence(top["nodes"], top.line_of("nodes"), "nodes")
         if raw is not None and not raw:
             ck.fail(top.line_of("nodes"), "nodes", "at least one node is needed")
+        if raw is not None and len(raw) > MAX_NODES:
+            ck.fail(top.line_of("nodes"), "nodes", f"{len(raw)} nodes do not fit the address plan "
+                                                   f"(at most {MAX_NODES})")
+            raw = None
         for i, n in enumerate(raw or []):
             where = f"nodes[{i}]"
             n = ck.name(n, raw.line_of(i), where, naming.MAX_NODE_NAME, "node")
             if n is None:
                 continue
             if n in nodes:
-                ck.fail(raw.line_of(i), where, f"duplicate node {n!r}")
+                ck.fail(raw.line_of(i), where, f"duplicate node {kind(n)}")
                 continue
             if n == PROXY_NODE:
                 ck.fail(raw.line_of(i), where, f"{n!r} is reserved for the ambient L7 proxies' node")
@@ -200,7 +153,9 @@ def parse_cluster(data, source: str = "<spec>") -> ClusterSpec:
         if raw is not None and not raw:
             ck.fail(top.line_of("services"), "services", "at least one service is needed")
         if raw is not None and len(raw) > MAX_SERVICES:
-            ck.fail(top.line_of("services"), "services", f"more than {MAX_SERVICES} services")
+            ck.fail(top.line_of("services"), "services", f"{len(raw)} services do not fit the port plan "
+                                                         f"(at most {MAX_SERVICES})")
+            raw = None
         for i, item in enumerate(raw or []):
             svc_name, svc = _parse_service(ck, item, raw.line_of(i), f"services[{i}]", nodes)
             if svc_name is None:
@@ -249,13 +204,16 @@ def parse_cluster(data, source: str = "<spec>") -> ClusterSpec:
         count = len(spec.pods_on(node))
         if count > MAX_PODS_PER_NODE:
             ck.fail(top.line_of("services"), "services",
-                    f"node {node!r} would hold {count} pods (at most {MAX_PODS_PER_NODE})")
+                    f"node {node!r} would hold {count} pods (at most {MAX_PODS_PER_NODE}: one /24 per node)")
+    if len(spec.pods) > MAX_PODS:
+        ck.fail(top.line_of("services"), "services", f"{len(spec.pods)} pods in all (at most {MAX_PODS}, what the "
+                                                     "eBPF maps hold)")
     if ck.problems:
         raise SpecError(ck.problems)
     return spec
 
 
-def _parse_service(ck: _Checker, item, line: int, where: str,
+def _parse_service(ck: Checker, item, line: int, where: str,
                    nodes: list[str]) -> tuple[str | None, Service | None]:
     """The service's name (None when it has no valid one) and the service (None when any
     field is wrong)."""
@@ -276,7 +234,7 @@ def _parse_service(ck: _Checker, item, line: int, where: str,
     l7 = True
     if "l7" in m:
         if not isinstance(m["l7"], bool):
-            ck.fail(m.line_of("l7"), f"{where}.l7", f"expected true or false, got {_kind(m['l7'])}")
+            ck.fail(m.line_of("l7"), f"{where}.l7", f"expected true or false, got {kind(m['l7'])}")
             ok = False
         else:
             l7 = m["l7"]
@@ -306,10 +264,10 @@ def _parse_service(ck: _Checker, item, line: int, where: str,
         for j, n in enumerate(raw or []):
             if n not in nodes:
                 ck.fail(raw.line_of(j), f"{where}.nodes[{j}]",
-                        f"unknown node {n!r} (nodes: {', '.join(nodes) or 'none'})")
+                        f"unknown node {kind(n)} (nodes: {', '.join(nodes) or 'none'})")
                 ok = False
             elif n in svc_nodes:
-                ck.fail(raw.line_of(j), f"{where}.nodes[{j}]", f"duplicate node {n!r}")
+                ck.fail(raw.line_of(j), f"{where}.nodes[{j}]", f"duplicate node {kind(n)}")
                 ok = False
             else:
                 svc_nodes.append(n)
@@ -319,50 +277,38 @@ def _parse_service(ck: _Checker, item, line: int, where: str,
     return name, Service(name, sa, port, replicas, tuple(svc_nodes), l7)
 
 
-def parse_duration(value) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if value >= 0 else None
-    if isinstance(value, str):
-        m = DURATION_RE.match(value.strip())
-        if m:
-            return float(m.group(1)) * {"ms": 0.001, "s": 1, None: 1, "m": 60}[m.group(2)]
-    return None
-
-
-def _parse_mesh(ck: _Checker, value, line: int) -> MeshSettings | None:
+def _parse_mesh(ck: Checker, value, line: int) -> MeshSettings | None:
+    """Every problem of the mesh section is reported (not only the first)."""
     m = ck.mapping(value, line, "mesh", set(), {"trustDomain", "concurrency", "connectTimeout"})
     if m is None:
         return None
-    settings = MeshSettings()
+    settings, ok = MeshSettings(), True
     if "trustDomain" in m:
         td = m["trustDomain"]
         if not isinstance(td, str) or not TRUST_DOMAIN_RE.match(td) or len(td) > 255:
             ck.fail(m.line_of("trustDomain"), "mesh.trustDomain",
-                    f"{td!r} is not a valid trust domain (lower-case letters, digits, '.', '-')")
-            return None
-        settings = replace(settings, trust_domain=td)
+                    f"{kind(td)} is not a valid trust domain (lower-case letters, digits, '.', '-'; at most 255)")
+            ok = False
+        else:
+            settings = replace(settings, trust_domain=td)
     if "concurrency" in m:
-        c = ck.integer(m["concurrency"], m.line_of("concurrency"), "mesh.concurrency", 1, 64)
-        if c is None:
-            return None
-        settings = replace(settings, concurrency=c)
+        c = ck.integer(m["concurrency"], m.line_of("concurrency"), "mesh.concurrency", 1, MAX_CONCURRENCY)
+        ok = ok and c is not None
+        settings = replace(settings, concurrency=c or 1)
     if "connectTimeout" in m:
-        t = parse_duration(m["connectTimeout"])
-        if t is None or not MIN_CONNECT_TIMEOUT <= t <= MAX_CONNECT_TIMEOUT:
-            ck.fail(m.line_of("connectTimeout"), "mesh.connectTimeout",
-                    f"expected a duration from {MIN_CONNECT_TIMEOUT * 1000:g}ms to {MAX_CONNECT_TIMEOUT:g}s, "
-                    f"like 5s, got {_kind(m['connectTimeout'])}")
-            return None
-        settings = replace(settings, connect_timeout=t)
-    return settings
+        t = ck.duration(m["connectTimeout"], m.line_of("connectTimeout"), "mesh.connectTimeout",
+                        MIN_CONNECT_TIMEOUT, MAX_CONNECT_TIMEOUT, "5s")
+        ok = ok and t is not None
+        settings = replace(settings, connect_timeout=t or 5.0)
+    return settings if ok else None
 
 
 def load_cluster(path: str | Path) -> ClusterSpec:
     """Load and validate a cluster spec file."""
-    return parse_cluster(yamlsrc.load(path), str(path))
+    problems: list[str] = []
+    return parse_cluster(yamlsrc.load(path, problems), str(path), problems)
 
 
 def loads_cluster(text: str, source: str = "<string>") -> ClusterSpec:
-    return parse_cluster(yamlsrc.loads(text, source), source)
+    problems: list[str] = []
+    return parse_cluster(yamlsrc.loads(text, source, problems), source, problems)

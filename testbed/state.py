@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from . import naming
+from .atomic import write_json
 from .cluster.plan import ClusterPlan, make_plan
 from .errors import TestbedError
 from .spec import loads_cluster
@@ -32,14 +33,17 @@ class Run:
     def create(cls, run_id: str) -> Run:
         run = cls(run_id)
         run.dir.parent.mkdir(parents=True, exist_ok=True)
+        # proxies (each its own uid) pass through to their own 0700 directory, list nothing;
+        # set explicitly, whatever the caller's umask (sudo keeps a 077 one)
+        os.chmod(run.dir.parent, os.stat(run.dir.parent).st_mode | 0o111)
         try:
-            # 0711: proxies (each its own uid) may reach their own 0700 directory, list nothing
             run.dir.mkdir(mode=0o711)
         except FileExistsError:
             raise TestbedError(f"run {run_id} already exists: pick another --run-id, "
                                f"or `testbed down --run {run_id}`") from None
+        os.chmod(run.dir, 0o711)
         for sub in ("agents", "logs"):
-            (run.dir / sub).mkdir()
+            (run.dir / sub).mkdir(mode=0o700)
         return run
 
     @classmethod
@@ -76,16 +80,30 @@ class Run:
         return str(self.dir / "logs" / f"{name}.log")
 
     def save(self, state: dict) -> None:
-        state = dict(state, version=STATE_VERSION, run=self.run_id, updated=time.time())
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-        tmp.replace(self.state_file)
+        write_json(self.state_file, dict(state, version=STATE_VERSION, run=self.run_id, updated=time.time()),
+                   mode=0o600)
 
     def load(self) -> dict:
         try:
-            return json.loads(self.state_file.read_text())
+            state = json.loads(self.state_file.read_text())
         except FileNotFoundError:
             raise TestbedError(f"run {self.run_id} has no state file") from None
+        except ValueError:
+            raise TestbedError(f"run {self.run_id}'s state file {self.state_file} is damaged: "
+                               f"`testbed clean --run {self.run_id}` removes the run") from None
+        if not isinstance(state, dict):
+            raise TestbedError(f"run {self.run_id}'s state file {self.state_file} is damaged")
+        return state
+
+    def owner(self) -> int | None:
+        """The pid of the live process that made (and may still be driving) this run, or None
+        when it has exited (its start time guards against a recycled pid)."""
+        try:
+            state = json.loads(self.state_file.read_text())
+            pid, started = int(state["pid"]), state.get("pid_start")
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return pid if process_start(pid) is not None and process_start(pid) == started else None
 
     def update(self, **changes) -> dict:
         state = dict(self.load(), **changes)
@@ -95,13 +113,23 @@ class Run:
     def plan(self) -> ClusterPlan:
         state = self.load()
         spec = loads_cluster(state["spec_text"], state["spec_path"])
-        return make_plan(spec, self.run_id, proxy_node=state.get("architecture") == "ambient")
+        return make_plan(spec, self.run_id, proxy_node=state.get("architecture") == "ambient",
+                         id_block=int(state.get("id_block", 0)))
 
     def remove(self) -> bool:
         if not self.dir.exists():
             return False
-        shutil.rmtree(self.dir)
-        return True
+        shutil.rmtree(self.dir, ignore_errors=True)  # a concurrent sweep may take parts first
+        return not self.dir.exists()
+
+
+def process_start(pid: int) -> int | None:
+    """A process's start time (clock ticks since boot), None when it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def list_runs() -> list[str]:

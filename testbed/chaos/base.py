@@ -49,8 +49,10 @@ def resolve(ctx: ChaosContext, spec: FaultSpec) -> list[Proxy]:
 class Fault:
     kind = "?"
 
-    def __init__(self, spec: FaultSpec, ctx: ChaosContext):
-        self.spec, self.ctx = spec, ctx
+    def __init__(self, spec: FaultSpec, ctx: ChaosContext, index: int = 0):
+        """`index`: the fault's place in its experiment; what it creates is named after it, so
+        two faults never collide."""
+        self.spec, self.ctx, self.index = spec, ctx, index
         self.proxies = resolve(ctx, spec)
         self.details: dict = {}
 
@@ -74,12 +76,3 @@ class Fault:
 
     def revert(self) -> None:
         raise NotImplementedError
-
-
-FAULTS: dict[str, type[Fault]] = {}
-
-
-def make_fault(spec: FaultSpec, ctx: ChaosContext) -> Fault:
-    from . import identity, packet_faults, proxy_faults, wasm_fault  # noqa: F401 - they fill FAULTS
-
-    return FAULTS[spec.kind](spec, ctx)

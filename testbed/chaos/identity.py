@@ -11,7 +11,7 @@ from pathlib import Path
 from ..cluster import netns, procs
 from ..identity import spiffe_id
 from ..mesh.entry import entry_point
-from .base import FAULTS, Fault
+from .base import Fault
 
 ATTACKER = "attacker"
 
@@ -29,7 +29,7 @@ class IdentityCompromise(Fault):
         for p in self.proxies:  # what is on the compromised proxy's disk
             for f in (mesh.run.proxies_dir / p.name / "certs").iterdir():
                 shutil.copyfile(f, loot / f.name)
-        ns, ip = ctx.cluster.add_host(ATTACKER)
+        ns, ip = ctx.cluster.add_host(f"{ATTACKER}{self.index}", self.index)
         self._netns = ns
         reached = []
         for sa in stolen:
@@ -53,5 +53,3 @@ class IdentityCompromise(Fault):
         if loot:
             shutil.rmtree(loot, ignore_errors=True)
 
-
-FAULTS[IdentityCompromise.kind] = IdentityCompromise

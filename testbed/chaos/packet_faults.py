@@ -14,9 +14,9 @@ from pathlib import Path
 from ..cluster import links, procs
 from ..cluster.plan import NODE_IF
 from ..errors import TestbedError
-from ..experiment import DEFAULT_LATENCY
 from ..wait import wait_for
-from .base import FAULTS, Fault
+from .base import Fault
+from .kinds import DEFAULT_LATENCY
 
 BPF_FILE = Path(__file__).resolve().parents[2] / "bpf" / "tc_drop.c"
 INGRESS, EGRESS = "ffff:fff2", "ffff:fff3"
@@ -103,8 +103,6 @@ class Drop(NetworkFault):
             self._bpf = None
 
 
-FAULTS[Drop.kind] = Drop
-
 
 class TcpReset(NetworkFault):
     """scapy, in the target's node, injects RSTs into every live connection crossing the
@@ -116,7 +114,7 @@ class TcpReset(NetworkFault):
     def inject(self) -> None:
         self._workers = []
         for k, (ns, ifname) in enumerate(self.interfaces()):
-            out = str(self.ctx.cluster.run.dir / f"tcp-reset-{self.spec.at:g}-{k}.json")
+            out = str(self.ctx.cluster.run.dir / f"tcp-reset-{self.index}-{k}.json")
             self._workers.append((start_worker("rst_injector", ["--iface", ifname], ns, out, self.ctx.plan.run_id),
                                   out))
 
@@ -130,8 +128,6 @@ class TcpReset(NetworkFault):
         self._workers = []
 
 
-FAULTS[TcpReset.kind] = TcpReset
-
 
 class Delay(NetworkFault):
     """iptables queues every packet crossing the target's own interface (a pod's eth0, a
@@ -143,7 +139,7 @@ class Delay(NetworkFault):
 
     @property
     def queue(self) -> int:
-        return 100 + self.spec.line % 60000  # one queue per fault: faults may overlap in time
+        return 100 + self.index  # one queue per fault: faults may overlap in time
 
     def interfaces(self) -> list[tuple[str, str]]:
         plan, t = self.ctx.plan, self.spec.target
@@ -210,5 +206,3 @@ def _tail(path: str, lines: int = 5) -> str:
     except OSError:
         return "(no log)"
 
-
-FAULTS[Delay.kind] = Delay

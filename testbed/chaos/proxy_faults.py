@@ -10,7 +10,7 @@ import threading
 from ..errors import TestbedError
 from ..mesh import supervisorctl
 from ..wait import wait_for
-from .base import FAULTS, Fault
+from .base import Fault
 
 
 def _pids(fault: Fault) -> list[int]:
@@ -93,5 +93,3 @@ class Upgrade(Fault):
                 raise TestbedError("the upgrade roll did not finish")
 
 
-for _cls in (ProxyCrash, ProxyHang, Upgrade):
-    FAULTS[_cls.kind] = _cls

@@ -14,11 +14,10 @@ from pathlib import Path
 from ..errors import TestbedError
 from ..experiment import FaultSpec, Target
 from ..mesh import render, supervisorctl
-from .base import FAULTS, ChaosContext, Fault, resolve
+from .base import ChaosContext, Fault, resolve
+from .kinds import WASM_BEHAVIORS, WASM_POLICIES
 
 WAT = Path(__file__).resolve().parent / "wasm" / "misbehave.wat"
-BEHAVIORS = {"trap": "t", "loop": "l", "memory": "m", "deny-all": "d"}
-POLICIES = {"closed": "FAIL_CLOSED", "open": "FAIL_OPEN", "reload": "FAIL_RELOAD"}
 
 
 def build(out_dir: Path) -> Path:
@@ -34,11 +33,11 @@ def build(out_dir: Path) -> Path:
 class WasmExtension(Fault):
     kind = "wasm"
 
-    def __init__(self, spec: FaultSpec, ctx: ChaosContext):
+    def __init__(self, spec: FaultSpec, ctx: ChaosContext, index: int = 0):
         if ctx.arch == "ambient" and spec.target.proxy != "l7":  # only L7 proxies run extensions
             t = spec.target
             spec = FaultSpec(spec.kind, Target(t.kind, t.name, "l7"), spec.at, spec.duration, spec.options, spec.line)
-        super().__init__(spec, ctx)
+        super().__init__(spec, ctx, index)
         self.proxies = resolve(ctx, spec)
         self._original: dict[str, str] = {}
 
@@ -54,14 +53,14 @@ class WasmExtension(Fault):
         mesh = self.ctx.mesh
         wasm = build(mesh.run.dir)
         behavior = self.spec.options.get("behavior", "loop")
-        policy = POLICIES[self.spec.options.get("failurePolicy", "closed")]
+        policy = WASM_POLICIES[self.spec.options.get("failurePolicy", "closed")]
         for p in self.proxies:
             path = mesh.config_path(p)
             target = mesh.proxy_dir(p) / "extension.wasm"
             shutil.copyfile(wasm, target)
             os.chown(target, p.uid, p.uid)
             self._original[p.name] = path.read_text()
-            ext = {"file": str(target), "config": BEHAVIORS[behavior], "policy": policy}
+            ext = {"file": str(target), "config": WASM_BEHAVIORS[behavior], "policy": policy}
             config = render.render(self.ctx.plan, mesh.topo, p, str(mesh.proxy_dir(p) / "certs"), mesh.redirect,
                                    wasm={s: dict(ext, vm_id=f"tb-{s}") for s in self._services()})
             path.write_text(config)
@@ -80,5 +79,3 @@ class WasmExtension(Fault):
             supervisorctl.request(mesh.run.supervisor_socket, {"op": "upgrade", "proxy": p.name,
                                                                "strategy": "replace"}, timeout=90)
 
-
-FAULTS[WasmExtension.kind] = WasmExtension

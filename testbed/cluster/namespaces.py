@@ -10,10 +10,12 @@ import time
 from collections.abc import Callable, Sequence
 
 from .. import naming
+from ..addressing import extra_host_ip
+from ..signals import Attempts
 from ..state import Run
 from ..wait import wait_for
-from . import agentctl, cgroups, links, netns, procs, services
-from .plan import FABRIC_NET, FIRST_HOST, ClusterPlan, PodPlan
+from . import agentctl, cgroups, links, netns, procs
+from .plan import ClusterPlan, PodPlan
 
 Progress = Callable[[str], None]
 AGENT_READY_TIMEOUT = 10.0
@@ -25,16 +27,19 @@ def _quiet(_msg: str) -> None:
 
 class NamespaceCluster:
     """The cluster stage on this machine. `build()` creates everything in the plan,
-    `teardown()` removes everything tagged with the run id; both are safe to call again."""
+    `teardown()` removes everything tagged with the run id; both are safe to call again.
+    Service addresses are the redirect stage's (iptables DNAT or eBPF balancing)."""
+
+    name = "cluster"
 
     def __init__(self, plan: ClusterPlan, run: Run):
         self.plan = plan
         self.run = run
+        self.agents: dict[str, int] = {}  # pod -> its agent's pid, once built
 
     # ------------------------------------------------------------------ build
-    def build(self, progress: Progress = _quiet, service_nat: bool = True) -> dict:
-        """Create the cluster; returns timings (seconds) of each step. `service_nat`: translate
-        service VIPs with iptables in the nodes (else the eBPF redirect stage does it)."""
+    def build(self, progress: Progress = _quiet) -> dict[str, float]:
+        """Create the cluster; returns timings (seconds) of each step."""
         plan, t = self.plan, {}
         t0 = time.monotonic()
         cgroups.create(plan.cgroup)
@@ -51,8 +56,6 @@ class NamespaceCluster:
         for node in plan.nodes:
             netns.sysctl(node.netns, links.NODE_SYSCTLS)
             links.build_node(plan, node)
-            if service_nat:
-                services.install(plan, node)
         for pod in plan.pods:
             netns.sysctl(pod.netns, links.POD_SYSCTLS)
             links.build_pod(plan.node(pod.node), pod)
@@ -60,11 +63,11 @@ class NamespaceCluster:
 
         progress(f"starting {len(plan.pods)} workload agents")
         t1 = time.monotonic()
-        pids = {pod.name: self._start_agent(pod).pid for pod in plan.pods}
+        self.agents = {pod.name: self._start_agent(pod).pid for pod in plan.pods}
         self.wait_ready(plan.pods)
         t["agents"] = time.monotonic() - t1
-        t["total"] = time.monotonic() - t0
-        return {"timings": t, "agents": pids}
+        t["cluster"] = time.monotonic() - t0
+        return t
 
     def _start_agent(self, pod: PodPlan):
         argv = [sys.executable, "-I", "-S", agentctl.AGENT_SCRIPT, "--run", self.plan.run_id,
@@ -90,7 +93,7 @@ class NamespaceCluster:
         """Attach an extra host to the fabric (e.g. an attacker): returns (netns, address).
         It is tagged with the run id, so teardown removes it with the rest."""
         ns = naming.host_netns(self.plan.run_id, name)
-        ip = str(FABRIC_NET.network_address + FIRST_HOST + index)
+        ip = extra_host_ip(index)
         netns.create(ns)
         netns.sysctl(ns, links.POD_SYSCTLS)
         links.build_host(self.plan, ns, naming.ifname(naming.HOST_IF_PREFIX, name), ip)
@@ -111,37 +114,46 @@ class NamespaceCluster:
     def teardown(self) -> list[str]:
         return sweep(self.plan.run_id)
 
+    @staticmethod
+    def sweep(run_id: str | None) -> list[str]:
+        return sweep(run_id)
+
 
 def sweep(run_id: str | None = None) -> list[str]:
     """Remove every process, namespace and cgroup tagged with the run id (every run when
-    None). Needs no state: names carry the tag. Returns what it removed."""
+    None). Needs no state: names carry the tag. Every step is tried even when one fails (all
+    failures are raised together at the end), and what another sweep removed meanwhile is
+    simply gone. Returns what it removed."""
     prefix = naming.run_prefix(run_id) if run_id else f"{naming.TAG}-"
     cg_prefix = naming.run_cgroup(run_id) if run_id else f"{naming.TAG}-"
     removed: list[str] = []
     spaces = netns.list_tagged(prefix)
     groups = [g for g in cgroups.list_tagged(cg_prefix) if run_id is None or g == cg_prefix]
-    # 1. processes: everything in the run's cgroups, then anything else still in its namespaces,
-    #    then any worker carrying the run's tag
-    for group in groups:
-        n = cgroups.kill_all(group)
-        if n:
-            removed.append(f"{n} processes in cgroup {group}")
-    inodes = {i for i in (netns.inode(s) for s in spaces) if i is not None}
-    stray = [pid for pid in procs.in_netns(inodes) if pid != os.getpid()]
-    if stray:
-        procs.kill(stray)
-        wait_for(lambda: not procs.in_netns(inodes), 5, f"processes {stray} to exit")
-        removed.append(f"{len(stray)} processes in the run's namespaces")
-    workers = procs.tagged(run_id)  # by their --run tag: also those outside the run's namespaces
-    if workers:
-        procs.kill(workers)
-        removed.append(f"{len(workers)} testbed workers tagged with the run")
-    # 2. namespaces (their links, bridges and routes go with them), pods first
-    for name in sorted(spaces, key=lambda s: ("-p-" not in s, "-n-" not in s, s)):
-        if netns.delete(name):
-            removed.append(f"namespace {name}")
-    # 3. cgroups
-    for group in groups:
-        if cgroups.remove(group):
-            removed.append(f"cgroup {group}")
+    with Attempts() as steps:
+        # 1. processes: everything in the run's cgroups, then anything else still in its
+        #    namespaces, then any worker carrying the run's tag
+        for group in groups:
+            n = steps.attempt(f"stopping the processes of cgroup {group}", cgroups.kill_all, group)
+            if n:
+                removed.append(f"{n} processes in cgroup {group}")
+        inodes = {i for i in (netns.inode(s) for s in spaces) if i is not None}
+        stray = [pid for pid in procs.in_netns(inodes) if pid != os.getpid()]
+        if stray:
+            procs.kill(stray)
+            steps.attempt("stopping the processes in the run's namespaces", wait_for,
+                          lambda: not [p for p in procs.in_netns(inodes) if p != os.getpid()], 5,
+                          f"processes {stray} to exit")
+            removed.append(f"{len(stray)} processes in the run's namespaces")
+        workers = procs.tagged(run_id)  # by their --run tag: also those outside the run's namespaces
+        if workers:
+            procs.kill(workers)
+            removed.append(f"{len(workers)} testbed workers tagged with the run")
+        # 2. namespaces (their links, bridges and routes go with them), pods first
+        for name in sorted(spaces, key=lambda s: ("-p-" not in s, "-n-" not in s, s)):
+            if steps.attempt(f"deleting namespace {name}", netns.delete, name):
+                removed.append(f"namespace {name}")
+        # 3. cgroups
+        for group in groups:
+            if steps.attempt(f"removing cgroup {group}", cgroups.remove, group):
+                removed.append(f"cgroup {group}")
     return removed

@@ -32,10 +32,16 @@ def create(name: str) -> None:
 
 
 def delete(name: str) -> bool:
-    """Remove a namespace; True when it existed. Idempotent."""
+    """Remove a namespace; True when this call removed it. Idempotent, and safe against a
+    concurrent sweep removing it first."""
     if not exists(name):
         return False
-    _pr_netns.remove(name)
+    try:
+        _pr_netns.remove(name)
+    except OSError:
+        if exists(name):
+            raise
+        return False
     return True
 
 

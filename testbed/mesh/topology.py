@@ -16,15 +16,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import naming
+from ..addressing import (
+    ADMIN_PORT,
+    INBOUND_PORT,
+    L7_ADMIN_BASE,
+    L7_PORT_BASE,
+    MAX_ACCOUNTS_PER_NODE,
+    MAX_L7_ACCOUNTS,
+    MAX_PROXIES,
+    NODE_SA_PORT_BASE,
+    NODE_SA_PORT_STEP,
+    OUTBOUND_PORT,
+)
 from ..cluster.plan import ClusterPlan
-from ..spec import PROXY_NODE
+from ..spec import PROXY_NODE, ClusterSpec
 
 ARCHITECTURES = ("none", "sidecar", "node", "node-sa", "ambient")
 
-ADMIN_PORT, OUTBOUND_PORT, INBOUND_PORT = 15000, 15001, 15006
-NODE_SA_PORT_BASE, NODE_SA_PORT_STEP = 15100, 10  # node-sa k: admin 15100+10k, out +1, in +6
-L7_ADMIN_BASE = 15100  # ambient L7 proxy k (on the proxy node): admin 15100+k
-L7_PORT_BASE = 15200  # ambient: service i is served by its SA's L7 proxy on 15200+i
+__all__ = ["ARCHITECTURES", "ADMIN_PORT", "OUTBOUND_PORT", "INBOUND_PORT", "FINAL_HOP_MARK", "MeshTopology", "Proxy",
+           "make_topology", "limits", "l7_port"]
 FINAL_HOP_MARK = 1337  # SO_MARK of a node proxy's own connections to its pods: never captured
 
 
@@ -82,7 +92,8 @@ def make_topology(plan: ClusterPlan, arch: str) -> MeshTopology:
 
     def add(name, role, netns, node, serves, identities, admin, outbound, inbound, plaintext):
         out.append(Proxy(name, role, netns, node, tuple(serves), tuple(identities), len(out), admin,
-                         outbound, inbound, naming.proxy_cgroup(run, name), naming.proxy_id(run, len(out)),
+                         outbound, inbound, naming.proxy_cgroup(run, name),
+                         naming.proxy_id(plan.id_block, len(out)),
                          plaintext))
 
     if arch in ("sidecar", "ambient"):
@@ -102,7 +113,7 @@ def make_topology(plan: ClusterPlan, arch: str) -> MeshTopology:
             for k, sa in enumerate(sorted({p.service_account for p in plan.pods_on(node.name)})):
                 base = NODE_SA_PORT_BASE + NODE_SA_PORT_STEP * k
                 pods = [p.name for p in plan.pods_on(node.name) if p.service_account == sa]
-                add(f"node-{node.name}-{sa}", "node-sa", node.netns, node.name, pods, [sa],
+                add(f"node-{node.name}.{sa}", "node-sa", node.netns, node.name, pods, [sa],
                     base, base + 1, base + 6, "pod-veth")
     if arch == "ambient":
         proxy_node = plan.node(PROXY_NODE)
@@ -112,6 +123,29 @@ def make_topology(plan: ClusterPlan, arch: str) -> MeshTopology:
             add(f"l7-{sa}", "l7", proxy_node.netns, PROXY_NODE, pods, [sa], L7_ADMIN_BASE + k, None, None,
                 "none")
     return MeshTopology(arch, tuple(out))
+
+
+def limits(spec: ClusterSpec, arch: str) -> list[str]:
+    """Why this cluster cannot be built in this architecture (empty when it can): each
+    proxy needs its own uid and ports from the port plan (addressing.py). Pure, so a
+    cluster over a limit is refused before anything exists."""
+    problems = []
+    accounts_on = {n: sorted({p.service_account for p in spec.pods_on(n)}) for n in spec.nodes}
+    with_l7 = {s.service_account for s in spec.services if s.l7}
+    count = {"none": 0, "sidecar": len(spec.pods), "node": sum(1 for a in accounts_on.values() if a),
+             "node-sa": sum(len(a) for a in accounts_on.values()),
+             "ambient": len(spec.pods) + len(with_l7)}.get(arch, 0)
+    if count > MAX_PROXIES:
+        problems.append(f"{arch} would place {count} proxies (at most {MAX_PROXIES} per run)")
+    if arch == "node-sa":
+        for node, accounts in accounts_on.items():
+            if len(accounts) > MAX_ACCOUNTS_PER_NODE:
+                problems.append(f"node-sa would place {len(accounts)} proxies on node {node} (one per service "
+                                f"account; at most {MAX_ACCOUNTS_PER_NODE} fit the port plan)")
+    if arch == "ambient" and len(with_l7) > MAX_L7_ACCOUNTS:
+        problems.append(f"ambient would place {len(with_l7)} L7 proxies on the proxy node (one per service "
+                        f"account with l7 services; at most {MAX_L7_ACCOUNTS} fit the port plan)")
+    return problems
 
 
 def l7_port(plan: ClusterPlan, service: str) -> int:

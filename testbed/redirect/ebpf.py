@@ -20,21 +20,23 @@ from __future__ import annotations
 
 import ctypes
 import json
-import multiprocessing
 import os
 import shutil
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import naming
+from ..atomic import write_json
 from ..cluster import cgroups, netns, procs
 from ..cluster.plan import BRIDGE, ClusterPlan
 from ..errors import TestbedError
-from ..mesh.topology import FINAL_HOP_MARK, MeshTopology
+from ..mesh.topology import FINAL_HOP_MARK
+from ..state import Run
 from . import bpffs
+from .bpf_compile import compile_all
 
-BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 INBOUND_TABLE = 100  # node, node-sa: the routing table that makes captured pod traffic local
 RULE_PREF = 100
 BPF_F_ALLOW_MULTI = 2
@@ -55,7 +57,6 @@ PROGRAMS = {
     "sk_lookup": (PROG_SK_LOOKUP, SK_LOOKUP),
 }
 MODE_BALANCE, MODE_REDIRECT = 0, 1
-COMPILE_TIMEOUT = 120.0  # seconds for the parallel compiles, then a clear error instead of a hang
 
 
 # --- map layouts, as in bpf/include/tb_maps.h ------------------------------------------
@@ -109,17 +110,20 @@ class Attachment:
 
 
 class EbpfRedirect:
-    """Loads, attaches and populates; `teardown()` detaches and unpins. `topo` is None for the
-    `none` architecture (socket-level service balancing only)."""
+    """The redirect stage with eBPF: loads, attaches and populates; `teardown()` detaches
+    and unpins. Without a mesh (`mesh` None) it balances services at the socket only."""
 
-    def __init__(self, plan: ClusterPlan, topo: MeshTopology | None, run_dir: Path):
-        self.plan, self.topo = plan, topo
+    name = "redirect"
+
+    def __init__(self, plan: ClusterPlan, run: Run, mesh=None):
+        self.plan, self.mesh = plan, mesh
+        self.topo = mesh.topo if mesh is not None else None
         self.pins = pin_dir(plan.run_id)
-        self.record = run_dir / "ebpf.json"
+        self.record = record_path(plan.run_id)
 
-    # ------------------------------------------------------------------ install
-    def install(self, proxy_pids: dict[str, int] | None = None, progress=lambda msg: None) -> None:
-        """`proxy_pids`: the running Envoy of each proxy, whose inbound listener is registered."""
+    # ------------------------------------------------------------------ build
+    def build(self, progress=lambda msg: None) -> dict[str, float]:
+        t0 = time.monotonic()
         bpffs.ensure_mounted()
         os.makedirs(self.pins, exist_ok=True)
         progress("compiling and loading the BPF programs")
@@ -139,30 +143,21 @@ class EbpfRedirect:
             finally:
                 os.close(msg_map)
             self._capture_inbound(progs["sk_lookup"])
+            pids = {name: st["pid"] for name, st in self.mesh.proxy_status().items()}
             for proxy in self.topo.proxies:
                 if proxy.inbound_port:
-                    register_listener(self.pins, proxy.index, proxy.inbound_port, proxy_pids[proxy.name])
+                    register_listener(self.pins, proxy.index, proxy.inbound_port, pids[proxy.name])
         for fd in progs.values():
             os.close(fd)
+        return {"redirect": time.monotonic() - t0}
 
     def programs(self) -> list[str]:
         """Without a mesh only the socket-level balancing is needed."""
         return list(PROGRAMS) if self.topo else ["connect4", "getpeername4"]
 
     def _load(self) -> dict[str, int]:
-        """Compile each file with bcc and pin each program; returns the program fds. The first
-        file creates (and pins) every map; the others, which then only reuse the pins, are
-        compiled in parallel worker processes (clang is the slow part)."""
-        first, *rest = self.programs()
-        _compile_and_pin(self.pins, first)
-        # "spawn", never "fork": this process has threads (netlink, the stages), and a child
-        # forked while one of them holds a lock waits on it for ever
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(min(len(rest), os.cpu_count() or 1)) as pool:
-            try:
-                pool.starmap_async(_compile_and_pin, [(self.pins, name) for name in rest]).get(COMPILE_TIMEOUT)
-            except multiprocessing.TimeoutError:
-                raise TestbedError(f"compiling the BPF programs took more than {COMPILE_TIMEOUT:g}s") from None
+        """Compile and pin every program (bpf_compile.py); returns the program fds."""
+        compile_all(self.plan.run_id, self.pins, {name: PROGRAMS[name] for name in self.programs()})
         return {name: bpffs.obj_get(f"{self.pins}/prog_{name}") for name in self.programs()}
 
     def _populate(self) -> None:
@@ -262,23 +257,20 @@ class EbpfRedirect:
                 raise TestbedError(f"{' '.join(cmd)} in {node_netns}: {r.stderr.strip()}")
 
     def _save(self, done: list[Attachment]) -> None:
-        self.record.write_text(json.dumps({"pins": self.pins, "attached": [a.__dict__ for a in done]}, indent=1))
+        write_json(self.record, {"pins": self.pins, "attached": [a.__dict__ for a in done]})
 
     # ------------------------------------------------------------------ teardown
     def teardown(self) -> list[str]:
-        return sweep(self.plan.run_id, self.record)
+        return sweep(self.plan.run_id)
+
+    @staticmethod
+    def sweep(run_id: str | None) -> list[str]:
+        return sweep(run_id)
 
 
-def _compile_and_pin(pins: str, name: str) -> None:
-    from bcc import BPF
-
-    cflags = [f"-I{BPF_DIR / 'include'}", f'-DTB_PIN_DIR="{pins}"', f"-DTB_FINAL_HOP_MARK={FINAL_HOP_MARK}"]
-    ptype, atype = PROGRAMS[name]
-    b = BPF(src_file=str(BPF_DIR / f"{name}.c").encode(), cflags=cflags)
-    fn = b.load_func(f"tb_{name}".encode(), ptype, attach_type=atype)
-    path = f"{pins}/prog_{name}"
-    if not os.path.exists(path):
-        bpffs.obj_pin(fn.fd, path)
+def record_path(run_id: str) -> Path:
+    """What was attached where: the run directory's ebpf.json."""
+    return Run(run_id).dir / "ebpf.json"
 
 
 def register_listener(pins: str, slot: int, port: int, pid: int) -> None:
@@ -294,21 +286,45 @@ def register_listener(pins: str, slot: int, port: int, pid: int) -> None:
         os.close(sock_fd)
 
 
-def sweep(run_id: str | None, record: Path | None = None) -> list[str]:
-    """Detach what the record says was attached (cgroups that still exist), then remove the
-    run's pins (programs, maps, links: unpinning the sk_lookup links detaches them). Without
-    a record, cgroup removal detaches the rest. Every run when run_id is None."""
+def _attached(run_id: str | None) -> tuple[str, list[dict]]:
+    """The record of a run's attachments; nothing when it is missing or broken (a run killed
+    while writing it): removing the cgroups detaches what it would have named."""
+    if run_id is None:
+        return "", []
+    try:
+        data = json.loads(record_path(run_id).read_text())
+        return str(data["pins"]), [a for a in data["attached"] if isinstance(a, dict)]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "", []
+
+
+def sweep(run_id: str | None) -> list[str]:
+    """Detach what the run's record says was attached (cgroups that still exist), then
+    remove the run's pins (programs, maps, links: unpinning the sk_lookup links detaches
+    them). Without a record, cgroup removal detaches the rest. Every run when run_id is
+    None. Safe to run twice at once: what is already gone is skipped."""
     removed = []
-    if record is not None and record.exists():
-        data = json.loads(record.read_text())
-        for a in data.get("attached", []):
-            target = cgroups.path(a["target"])
-            prog = f"{data['pins']}/prog_{a['program']}"
+    pins, attached = _attached(run_id)
+    if attached:
+        for a in attached:
+            try:
+                target, prog = cgroups.path(str(a["target"])), f"{pins}/prog_{a['program']}"
+                attach_type = int(a["attach_type"])
+            except (KeyError, TypeError, ValueError):
+                continue
             if not (os.path.isdir(target) and os.path.exists(prog)):
                 continue
-            pfd, cfd = bpffs.obj_get(prog), os.open(target, os.O_RDONLY | os.O_DIRECTORY)
             try:
-                bpffs.prog_detach(pfd, cfd, a["attach_type"])
+                pfd = bpffs.obj_get(prog)
+            except OSError:
+                continue
+            try:
+                cfd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                os.close(pfd)
+                continue
+            try:
+                bpffs.prog_detach(pfd, cfd, attach_type)
                 removed.append(f"BPF {a['program']} detached from {a['target']}")
             except OSError:
                 pass
@@ -320,8 +336,9 @@ def sweep(run_id: str | None, record: Path | None = None) -> list[str]:
     prefix = f"{naming.TAG}-{run_id}" if run_id else f"{naming.TAG}-"
     for entry in sorted(os.listdir(bpffs.BPF_FS)):
         if entry == prefix or (run_id is None and entry.startswith(prefix)):
-            shutil.rmtree(f"{bpffs.BPF_FS}/{entry}")
-            removed.append(f"BPF pins {bpffs.BPF_FS}/{entry}")
+            shutil.rmtree(f"{bpffs.BPF_FS}/{entry}", ignore_errors=True)
+            if not os.path.exists(f"{bpffs.BPF_FS}/{entry}"):
+                removed.append(f"BPF pins {bpffs.BPF_FS}/{entry}")
     return removed
 
 

@@ -9,14 +9,20 @@ where the proxy sits:
   this node's proxies, go to the inbound port of the proxy serving it; the proxies' own
   plaintext last hop carries a mark and passes.
 Envoy recovers the original destination with SO_ORIGINAL_DST (original_dst listener filter).
-The rules live in the run's namespaces and go with them."""
+Service VIPs are translated by DNAT in the nodes, as kube-proxy does (cluster/services.py),
+with or without a mesh. The rules live in the run's namespaces and go with them."""
 
 from __future__ import annotations
 
-from ..cluster import procs
+import time
+
+from ..cluster import procs, services
 from ..cluster.plan import BRIDGE, SERVICE_NET, ClusterPlan
 from ..errors import TestbedError
 from ..mesh.topology import FINAL_HOP_MARK, MeshTopology
+from ..state import Run
+
+CHAINS = ("TB-MESH-OUT", "TB-MESH-IN", "TB-MESH-PRE")
 
 
 def render(plan: ClusterPlan, topo: MeshTopology) -> dict[str, str]:
@@ -60,3 +66,40 @@ def install(plan: ClusterPlan, topo: MeshTopology) -> None:
         r = procs.run(["iptables-restore", "--noflush", "-w", "5"], ns, input=text)
         if r.returncode != 0:
             raise TestbedError(f"iptables-restore in {ns} failed: {r.stderr.strip()}")
+
+
+class IptablesRedirect:
+    """The redirect stage with iptables: service DNAT in every node and, with a mesh, the
+    capture rules. Teardown flushes them where the namespaces still exist (the namespaces'
+    own teardown would take them anyway)."""
+
+    name = "redirect"
+
+    def __init__(self, plan: ClusterPlan, run: Run, mesh=None):
+        self.plan, self.mesh = plan, mesh
+
+    def build(self, progress=lambda msg: None) -> dict[str, float]:
+        t0 = time.monotonic()
+        progress("translating service addresses with iptables in the nodes")
+        for node in self.plan.nodes:
+            services.install(self.plan, node)
+        if self.mesh is not None:
+            progress("capturing app traffic with iptables")
+            install(self.plan, self.mesh.topo)
+        return {"redirect": time.monotonic() - t0}
+
+    def teardown(self) -> list[str]:
+        removed = []
+        spaces = {n.netns for n in self.plan.nodes} | (
+            {p.netns for p in self.mesh.topo.proxies} if self.mesh is not None else set())
+        for ns in sorted(spaces):
+            try:
+                if procs.run(["iptables", "-w", "5", "-t", "nat", "-F"], ns).returncode == 0:
+                    removed.append(f"iptables nat rules in {ns}")
+            except FileNotFoundError:
+                pass  # the namespace is gone, and its rules with it
+        return removed
+
+    @staticmethod
+    def sweep(run_id: str | None) -> list[str]:
+        return []  # the rules live only in the run's namespaces

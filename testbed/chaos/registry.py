@@ -1,0 +1,23 @@
+"""Each fault kind (kinds.py) and the class that injects and reverts it. Explicit, no import
+side effects: a kind without a class, or a class without a kind, fails here at import."""
+
+from __future__ import annotations
+
+from ..experiment import FaultSpec
+from .base import ChaosContext, Fault
+from .identity import IdentityCompromise
+from .kinds import KINDS
+from .packet_faults import Delay, Drop, TcpReset
+from .proxy_faults import ProxyCrash, ProxyHang, Upgrade
+from .wasm_fault import WasmExtension
+
+FAULTS: dict[str, type[Fault]] = {cls.kind: cls for cls in (
+    ProxyCrash, ProxyHang, Upgrade, IdentityCompromise, WasmExtension, Drop, TcpReset, Delay)}
+if set(FAULTS) != set(KINDS):
+    raise ImportError(f"fault kinds without a class: {sorted(set(KINDS) - set(FAULTS))}; "
+                      f"classes without a kind: {sorted(set(FAULTS) - set(KINDS))}")
+
+
+def make_fault(spec: FaultSpec, ctx: ChaosContext, index: int = 0) -> Fault:
+    """`index`: the fault's place in the experiment, which names what it creates."""
+    return FAULTS[spec.kind](spec, ctx, index)
