@@ -22,9 +22,11 @@ each result: {"status": int|null, "pod": str|null, "peer": str|null, "latency_ms
    long-lived keep-alive connection per target, a request on it every I seconds (closed
    loop: one at a time), reconnecting when it breaks. FILE gets one JSON record per break
    and one summary per target, then FILE.done:
-   {"t": epoch, "src", "dst", "event": "drained"|"closed"|"reset"|"timeout", "served":
-    requests the connection carried, "error"}   drained: the server answered, then ended it
-    (Connection: close); closed: a FIN instead of an answer; reset: it died under a request
+   {"t": epoch, "src", "dst", "event": "drained"|"refused"|"closed"|"reset"|"timeout", "served":
+    requests the connection carried, "status": the answer's or null, "error"}   drained: the
+    server answered 200, then ended it (Connection: close); refused: any other answer, then
+    Connection: close (the request was lost); closed: a FIN instead of an answer; reset: it
+    died under a request
    {"t": end epoch, "src", "dst", "event": "end", "opened": connections, "requests", "failed"}
 """
 
@@ -158,15 +160,15 @@ def keep_alive(service, url, interval, start, end, timeout, emit):
                 conn = None
                 continue
             opened, served = opened + 1, 0
-        event, error = None, None
+        event, error, status = None, None, None
         try:
             conn.request("GET", u.path or "/")
             resp = conn.getresponse()
             resp.read()
-            served += 1
-            failed += resp.status != 200
-            if resp.will_close:
-                event = "drained"
+            served, status = served + 1, resp.status
+            failed += status != 200
+            if resp.will_close:  # only a 200 then Connection: close is a drain; any other answer lost the request
+                event, error = ("drained", None) if status == 200 else ("refused", f"HTTP {status}")
         except TimeoutError as exc:
             event, error, failed = "timeout", str(exc) or "timed out", failed + 1
         except http.client.RemoteDisconnected as exc:  # a FIN instead of an answer
@@ -175,7 +177,7 @@ def keep_alive(service, url, interval, start, end, timeout, emit):
             event, error, failed = "reset", f"{type(exc).__name__}: {exc}", failed + 1
         if event:
             emit({"t": time.time(), "src": IDENTITY["pod"], "dst": service, "event": event, "served": served,
-                  "error": error})
+                  "status": status, "error": error})
             conn.close()
             conn = None
     if conn is not None:
