@@ -3,8 +3,8 @@ service translations of the `none` architecture (kube-proxy-style iptables DNAT,
 eBPF socket-level balancing that `--redirect ebpf`, the default, loads), interleaved.
 
 Targets (issue: foundation): up < 5 s, down < 2 s on 2 cores. Prints the figures of each
-repetition and their median; run as root: `sudo make bench` or
-`sudo .venv/bin/python benchmarks/bench_cluster.py [--repeat N] [--spec FILE]`."""
+repetition and their median; run as root: `make bench` (as root) or
+`.venv/bin/python benchmarks/bench_cluster.py [--repeat N] [--spec FILE]`."""
 
 from __future__ import annotations
 

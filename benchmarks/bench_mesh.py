@@ -3,7 +3,7 @@ architecture and redirection, for the shop cluster and for 3 nodes x 10 pods, al
 run (the redirect variants interleaved, so the machine's drift hits both alike).
 
 Target (issue: the mesh): sidecar with 30+ Envoys ready in under 10 s on 2 cores.
-Run as root: `sudo .venv/bin/python benchmarks/bench_mesh.py [--repeat N] [--redirect R] [--json]`."""
+Run as root: `.venv/bin/python benchmarks/bench_mesh.py [--repeat N] [--redirect R] [--json]`."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ VENV="${VENV:-$ROOT/.venv}"
 log() { printf '[provision] %s\n' "$*"; }
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "provision.sh must run as root (try: sudo make setup)" >&2
+  echo "provision.sh must run as root (make setup runs it; from a normal account: sudo make setup)" >&2
   exit 2
 fi
 

@@ -46,7 +46,7 @@ def parse_duration(value) -> float | None:
 
 
 def show_seconds(seconds: float) -> str:
-    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
+    return "0" if seconds == 0 else f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
 
 
 class Checker:
@@ -113,8 +113,8 @@ class Checker:
         """A duration in [lo, hi] seconds (or (lo, hi] with `lo_open`)."""
         seconds = parse_duration(value)
         if seconds is None or not (lo < seconds if lo_open else lo <= seconds) or seconds > hi:
-            low = f"above {show_seconds(lo)}" if lo_open else f"from {show_seconds(lo)}"
-            self.fail(line, where, f"expected a duration like {example}, {low} to {show_seconds(hi)}, "
+            low = f"above {show_seconds(lo)}" if lo_open else f"at least {show_seconds(lo)}"
+            self.fail(line, where, f"expected a duration like {example}, {low} and at most {show_seconds(hi)}, "
                                    f"got {kind(value)}")
             return None
         return seconds

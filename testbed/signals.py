@@ -47,15 +47,23 @@ class _State:
     shield = 0
     pending: int | None = None
     installed = False
+    fired = False  # the first signal was raised: from now on everything is teardown
 
 
 def _handler(signum, frame) -> None:
     if os.getpid() != _State.owner:  # a forked child that has not exec'd yet
         os._exit(128 + signum)
-    if _State.shield:
+    if _State.shield or _State.fired:
         _State.pending = _State.pending or signum
         return
+    _State.fired = True
     raise Interrupted(signum)
+
+
+def ignore_from_now() -> None:
+    """The command is exiting after a signal: later ones must not change how it ends."""
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
@@ -73,7 +81,8 @@ def handled() -> Iterator[None]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-        _State.installed = False
+        _State.installed = _State.fired = False
+        _State.pending = None
 
 
 class shielded:  # noqa: N801 - used like a function: `with shielded():`
@@ -89,9 +98,10 @@ class shielded:  # noqa: N801 - used like a function: `with shielded():`
 
     def __exit__(self, exc_type, exc, tb):
         _State.shield -= 1
-        if _State.shield == 0 and _State.pending is not None:
+        if _State.shield == 0 and _State.pending is not None and not _State.fired:
             signum, _State.pending = _State.pending, None
             if exc is None and not self.in_flight:
+                _State.fired = True
                 raise Interrupted(signum)
         return False
 

@@ -20,7 +20,7 @@ TESTBED = [sys.executable, "-m", "testbed.cli"]
 def pytest_collection_modifyitems(config, items):
     if os.geteuid() == 0:
         return
-    skip = pytest.mark.skip(reason="needs root (network namespaces, cgroups, BPF): run `sudo make test`")
+    skip = pytest.mark.skip(reason="needs root (network namespaces, cgroups, BPF): run `make test` as root")
     for item in items:
         if "root" in item.keywords:
             item.add_marker(skip)

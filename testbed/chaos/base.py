@@ -3,6 +3,7 @@ follow from the architecture alone (proxies_hit, pods_served)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from ..cluster.namespaces import NamespaceCluster
@@ -55,6 +56,27 @@ class Fault:
         self.spec, self.ctx, self.index = spec, ctx, index
         self.proxies = resolve(ctx, spec)
         self.details: dict = {}
+        self.injected_at: float | None = None  # epoch seconds, as it actually happened
+        self.reverted_at: float | None = None
+
+    def start(self) -> None:
+        """Inject, once. The time is taken first: the effect begins while inject() runs."""
+        if self.injected_at is None:
+            self.injected_at = time.time()
+            self.inject()
+
+    def stop(self) -> None:
+        """Revert, once, and only what was injected (safe on every teardown path)."""
+        if self.injected_at is not None and self.reverted_at is None:
+            try:
+                self.revert()
+            finally:
+                self.reverted_at = time.time()
+
+    def ended_at(self) -> float | None:
+        """When the fault stopped acting (epoch), if sooner than its revert returned (a
+        crashed proxy is back when the supervisor restarted it)."""
+        return self.reverted_at
 
     @property
     def revert_at(self) -> float:

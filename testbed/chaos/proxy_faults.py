@@ -46,9 +46,15 @@ class ProxyCrash(Fault):
             return all(st[p.name]["state"] == "ready" and st[p.name]["pid"] not in killed for p in self.proxies)
 
         wait_for(back, self.restart_delay + 30, f"{', '.join(p.name for p in self.proxies)} to be restarted")
+        st = mesh.proxy_status()
+        self.details["restarted_at"] = max((st[p.name]["ready_at"] or 0 for p in self.proxies), default=None)
         for p in self.proxies:
             supervisorctl.request(mesh.run.supervisor_socket, {"op": "restart-delay", "proxy": p.name,
                                                                "seconds": None})
+
+
+    def ended_at(self) -> float | None:
+        return self.details.get("restarted_at") or self.reverted_at
 
 
 class ProxyHang(Fault):

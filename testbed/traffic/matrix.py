@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -36,11 +37,17 @@ def edges(plan: ClusterPlan) -> list[tuple[str, str]]:
 
 
 def probe(cluster, plan: ClusterPlan, pairs: list[tuple[str, str]] | None = None, count: int = 6,
-          timeout: float = 2.0) -> list[Edge]:
+          timeout: float = 2.0, progress=lambda msg: None) -> list[Edge]:
     """Call each (pod, service) `count` times through the pod's agent. `cluster` is any
-    backend with `call(pod, url, count, timeout)`."""
+    backend with `call(pod, url, count, timeout)`. `progress` hears of every edge that fails
+    (each failed call may take its whole timeout) and of the count every few seconds."""
     results = []
-    for pod, service in pairs if pairs is not None else edges(plan):
+    todo = pairs if pairs is not None else edges(plan)
+    last = time.monotonic()
+    for k, (pod, service) in enumerate(todo):
+        if time.monotonic() - last > 2:
+            progress(f"{k}/{len(todo)} pairs called")
+            last = time.monotonic()
         svc = plan.service(service)
         edge = Edge(pod, service, f"http://{svc.vip}:{svc.port}/")
         for r in cluster.call(pod, edge.url, count, timeout):
@@ -48,5 +55,8 @@ def probe(cluster, plan: ClusterPlan, pairs: list[tuple[str, str]] | None = None
                 edge.answers[r["pod"]] += 1
             else:
                 edge.errors[f"status {r['status']}" if r["status"] else r["error"]] += 1
+        if edge.errors:
+            progress(f"{pod} -> {service}: {sum(edge.errors.values())}/{count} calls failed "
+                     f"({', '.join(edge.errors)})")
         results.append(edge)
     return results

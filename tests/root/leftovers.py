@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import subprocess
+import tempfile
 
-from testbed import naming
+from testbed import idblocks
 from testbed.cluster import cgroups, netns
 from testbed.mesh.envoy import shared_memory_files
 from testbed.state import state_dir
 
 
+def _live(pid: str) -> bool:
+    """Not a zombie: orphans are reaped late on these machines (PID 1 is not systemd)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def tagged_processes(run_id: str) -> list[int]:
-    """Processes carrying the run's tag on their command line (agents, later proxies)."""
+    """Live processes carrying the run's tag on their command line (agents, workers)."""
     found = []
     needle = f"--run\0{run_id}\0".encode()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if needle in f.read():
+                    if needle in f.read() and _live(entry):
                         found.append(int(entry))
             except OSError:
                 continue
@@ -27,8 +38,8 @@ def tagged_processes(run_id: str) -> list[int]:
 
 
 def envoy_processes(run_id: str) -> list[int]:
-    """Envoy processes whose --base-id is in the run's block."""
-    lo = naming.proxy_id_block(run_id)
+    """Live Envoy processes whose config is in the run's directory."""
+    needle = f"/{run_id}/proxies/".encode()
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -37,10 +48,8 @@ def envoy_processes(run_id: str) -> list[int]:
                     args = f.read().split(b"\0")
             except OSError:
                 continue
-            if b"--base-id" in args and args[0].endswith(b"envoy"):
-                base = int(args[args.index(b"--base-id") + 1])
-                if lo <= base < lo + naming.PROXY_ID_BLOCK:
-                    found.append(int(entry))
+            if args[0].endswith(b"envoy") and any(needle in a for a in args) and _live(entry):
+                found.append(int(entry))
     return found
 
 
@@ -70,7 +79,9 @@ def snapshot(run_id: str) -> dict:
         "envoys": envoy_processes(run_id),
         "bpf_pins": [p for p in (f"/sys/fs/bpf/tb-{run_id}",) if os.path.exists(p)],
         "bpf_programs": bpf_programs_attached(run_id),
-        "shared_memory": shared_memory_files(run_id),
+        "shared_memory": shared_memory_files(None),  # of no live run (this one is gone, or should be)
+        "id_block": [b for b, holder in idblocks.claims().items() if holder == run_id],
+        "stolen_keys": glob.glob(os.path.join(tempfile.gettempdir(), f"tb-{run_id}-loot-*")),
     }
 
 

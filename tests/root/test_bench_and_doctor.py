@@ -30,7 +30,7 @@ def test_doctor_without_root_fails_with_a_hint():
     r = subprocess.run(["runuser", "-u", "nobody", "--"] + TESTBED + ["doctor"], cwd=ROOT, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 1
-    assert "[FAIL] running as root" in r.stdout and "hint: run with sudo" in r.stdout
+    assert "[FAIL] running as root" in r.stdout and "hint: run it as root" in r.stdout
 
 
 def test_bench_redirect_writes_results_with_intervals_and_ratios(tmp_path):

@@ -26,7 +26,7 @@ def run_experiment(tmp_path, body: str, archs: list[str]) -> dict:
     exp.write_text(f"name: t\ncluster: {MESH}\narchitectures: [{', '.join(archs)}]\n" + body)
     out = tmp_path / "out"
     r = tb("run", exp, "--out", out, timeout=900)
-    assert "after every revert" in r.stdout
+    assert "clean window" in r.stdout
     journal = json.loads((out / "journal.json").read_text())
     for arch, result in journal["architectures"].items():
         assert result["clean_after"]["requests"] > 0 and result["clean_after"]["failed"] == 0, arch

@@ -202,3 +202,53 @@ def test_demo_compares_architectures_and_leaves_nothing():
     assert rows["none"][1] == "0" and rows["sidecar"][1] == "6"  # proxies: one sidecar per pod of shop.yaml
     assert rows["none"][-1] == rows["sidecar"][-1] == "5/5"
     assert _tagged_namespaces() <= before
+
+
+def _colliding(run_id: str) -> str:
+    """Another run id whose hash falls in the same proxy-id block as `run_id`'s (the old,
+    hash-only allocation gave such runs the same uids and shared memory)."""
+    import secrets
+    import zlib
+
+    from testbed import naming
+
+    want = zlib.crc32(run_id.encode()) % naming.PROXY_ID_BLOCKS
+    while True:
+        other = "t" + secrets.token_hex(3)
+        if other != run_id and zlib.crc32(other.encode()) % naming.PROXY_ID_BLOCKS == want:
+            return other
+
+
+def test_two_mesh_runs_whose_ids_collide_keep_apart_and_downing_one_spares_the_other(run_id):
+    from testbed import runner
+
+    other = _colliding(run_id)
+    mesh = FIXTURES / "mesh.yaml"
+    try:
+        a = json.loads(tb("up", mesh, "--arch", "sidecar", "--run-id", run_id, "--json").stdout)
+        b = json.loads(tb("up", mesh, "--arch", "node", "--run-id", other, "--json", "--redirect", "iptables").stdout)
+        uids_a, uids_b = {p["uid"] for p in a["proxies"]}, {p["uid"] for p in b["proxies"]}
+        assert uids_a and uids_b and not uids_a & uids_b
+        for st in (a, b):
+            assert all(e["ok"] for e in json.loads(tb("matrix", "--run", st["run"], "--json").stdout))
+            for p in st["proxies"]:
+                certs = os.path.join(os.path.dirname(p["config"]), "certs")
+                assert os.stat(certs).st_uid == p["uid"] and os.stat(certs).st_mode & 0o777 == 0o700
+                for f in os.listdir(certs):
+                    s = os.stat(os.path.join(certs, f))
+                    assert (s.st_uid, s.st_mode & 0o777) == (p["uid"], 0o600), (p["name"], f)
+        # one run's proxy uid cannot read the other's keys
+        key = os.path.join(os.path.dirname(b["proxies"][0]["config"]), "certs", "web.key")
+        r = subprocess.run(["setpriv", f"--reuid={a['proxies'][0]['uid']}", f"--regid={a['proxies'][0]['uid']}",
+                            "--clear-groups", "cat", key], capture_output=True, text=True)
+        assert r.returncode != 0 and "Permission denied" in r.stderr
+        tb("down", "--run", run_id)
+        assert nothing_left(run_id), snapshot(run_id)
+        assert all(e["ok"] for e in json.loads(tb("matrix", "--run", other, "--json").stdout))
+        # its hot-restart shared memory survived the other run's teardown
+        up = runner.upgrade(other, b["proxies"][0]["name"], "hot-restart")
+        assert up["epoch"] == 1
+        assert all(e["ok"] for e in json.loads(tb("matrix", "--run", other, "--json").stdout))
+    finally:
+        tb("clean", "--run", other, check=False)
+    assert nothing_left(other), snapshot(other)

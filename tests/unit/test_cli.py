@@ -42,8 +42,8 @@ def test_up_with_unknown_architecture_is_refused():
 
 
 def test_run_help_names_every_fault_kind():
-    from testbed.experiment import FAULT_FIELDS
+    from testbed.chaos.kinds import KINDS
 
     r = CliRunner().invoke(main, ["run", "--help"])
     assert r.exit_code == 0
-    assert [k for k in FAULT_FIELDS if k not in r.output] == []
+    assert [k for k in KINDS if k not in r.output] == []

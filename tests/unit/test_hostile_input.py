@@ -195,7 +195,7 @@ def test_the_messages_say_what_is_wrong(corpus_dir):
     assert "acts on proxies, and the only architecture is none" in only("none-only-crash")
     assert "overlaps faults[0]" in only("overlapping-drop")
     assert "overlaps faults[0]" in only("reset-same-at")
-    assert "traffic.duration: expected a duration like 40s, from 2s to 3600s" in only("traffic-1e9")
+    assert "traffic.duration: expected a duration like 40s, at least 2s and at most 3600s" in only("traffic-1e9")
 
 
 def test_every_problem_is_reported_not_only_the_first(tmp_path):

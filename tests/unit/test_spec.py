@@ -48,10 +48,10 @@ def test_defaults_replicas_one_and_service_account_named_after_service():
     ("long_node.yaml", 2, "nodes[1]", "longer than 13 characters"),
     ("missing_port.yaml", 5, "services[1].port", "required field is missing"),
     ("duplicate_key.yaml", 5, "nodes", "duplicate key"),
-    ("bad_yaml.yaml", 3, "not valid YAML", ""),
+    ("bad_yaml.yaml", 3, "yaml", "not valid YAML"),
     ("no_nodes.yaml", 2, "nodes", "at least one node"),
     ("bad_name.yaml", 4, "services[0].name", "not a valid service name"),
-    ("connect_timeout.yaml", 5, "mesh.connectTimeout", "expected a duration from 10ms to 60s"),
+    ("connect_timeout.yaml", 5, "mesh.connectTimeout", "at least 10ms and at most 60s"),
 ])
 def test_bad_spec_names_file_line_and_field(fixture, line, field, words):
     path = BAD / fixture

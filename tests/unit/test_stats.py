@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from testbed.measure.stats import json_safe, median_ci, min_repeats, paired_ratio_ci, percentile
+from testbed.atomic import finite as json_safe
+from testbed.measure.stats import median_ci, min_repeats, paired_ratio_ci, percentile
 
 NAN = float("nan")
 

@@ -1,0 +1,46 @@
+"""What one architecture's run of an experiment measured, assembled from the records alone:
+each fault's blast radius (blast.py) over the times it actually happened, its long-lived
+connections, the clean window after the last revert. Pure: the same records give the same
+journal entry, so a journal's figures can be recomputed from its record files."""
+
+from __future__ import annotations
+
+from .blast import Window, blast_radius, cutoff, fault_window, long_lived
+from .stats import percentile
+
+SETTLE = 0.4  # seconds after a revert returned in which long-lived connections still close
+
+
+def fault_entry(spec, facts: dict, details: dict, times: dict, records: list[dict], streams: list[dict],
+                flows: list[tuple[str, str]], baseline: Window, injections: list[float], traffic_end: float,
+                error_points: float, latency_factor: float) -> dict:
+    """One fault's journal entry. `times`: injected_at, reverted_at, ended_at (seconds since
+    the traffic start, None when it did not happen); `injections`: every fault's scheduled
+    `at` (the next one cuts this one's measurements)."""
+    entry = {"kind": spec.kind, "target": spec.target.__dict__, "at": spec.at, "duration": spec.duration, **times,
+             **facts}
+    entry["identities_exposed"] = details.get("identities_exposed", [])
+    entry["reachable_pairs"] = details.get("reachable_pairs", [])
+    entry["details"] = {k: v for k, v in details.items() if k not in ("identities_exposed", "reachable_pairs")}
+    if times.get("injected_at") is None:
+        entry["measured"] = False  # never injected (the run stopped first): no blast radius to report
+        return entry
+    at = times["injected_at"]
+    over = times.get("ended_at") or times.get("reverted_at") or (spec.at + spec.duration)
+    until = cutoff(spec.at, injections, traffic_end)
+    window = fault_window(at, spec.duration, over) if max(at + spec.duration, over) > at else Window(at, at + 0.001)
+    if until <= window.start:
+        entry["measured"] = False
+        return entry
+    entry["measured"] = True
+    entry.update(blast_radius(records, flows, baseline, window, over, error_points, latency_factor, end=until))
+    settled = Window(window.start, max(window.end, (times.get("reverted_at") or 0.0) + SETTLE))
+    entry["long_lived"] = long_lived(streams, flows, baseline, settled)
+    return entry
+
+
+def clean_window(records: list[dict]) -> dict:
+    """Requests, failures and p99 of the window after every revert (it must be error-free)."""
+    ok_ms = [r["latency_ms"] for r in records if r.get("status") == 200]
+    return {"requests": len(records), "failed": len(records) - len(ok_ms),
+            "p99_ms": round(percentile(ok_ms, 99), 3) if ok_ms else None}

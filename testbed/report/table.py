@@ -1,0 +1,47 @@
+"""The terminal table of a journal: architectures as columns, faults as rows. Reads the
+journal only."""
+
+from __future__ import annotations
+
+
+def _cell(f: dict) -> str:
+    if not f.get("measured", True):
+        return "not injected"
+    if f["kind"] == "identity-compromise":
+        return f"{len(f['identities_exposed'])} ids, {len(f['reachable_pairs'])} pairs"
+    cell = f"{f['flows_affected']}/{f['flows_total']} flows, {f['requests_failed']} failed"
+    if f["kind"] == "upgrade":
+        ll = f.get("long_lived") or {}
+        conns = ", ".join(f"{ll[k]} {k}" for k in ("drained", "cut") if ll.get(k))
+        cell = f"{f['flows_affected']}/{f['flows_total']} flows, {conns or 'no conn lost'}"
+    return cell
+
+
+def fault_table(journal: dict) -> list[str]:
+    """One row per fault: flows affected / total and requests failed beyond the baseline
+    (identity: identities exposed and service pairs reached; upgrade: long-lived connections
+    drained or cut); then the proxies hit and the pods they serve; then each architecture's
+    status and clean window."""
+    archs = list(journal["architectures"])
+    results = journal["architectures"]
+    n = max((len(a["faults"]) for a in results.values()), default=0)
+    width = 30
+    lines = [f"{'fault':<34}" + "".join(f"{a:>{width}}" for a in archs)]
+    for i in range(n):
+        first = next(results[a]["faults"][i] for a in archs if len(results[a]["faults"]) > i)
+        t = first["target"]
+        label = f"{first['kind']} {t['kind']}={t['name']}"
+        cells = [_cell(results[a]["faults"][i]) if len(results[a]["faults"]) > i else "-" for a in archs]
+        lines.append(f"{label[:34]:<34}" + "".join(f"{c:>{width}}" for c in cells))
+        served = [f"{results[a]['faults'][i]['proxies_hit']} proxies, {results[a]['faults'][i]['pods_served']} pods "
+                  "served" if len(results[a]["faults"]) > i else "-" for a in archs]
+        lines.append(f"{'':<34}" + "".join(f"{c:>{width}}" for c in served))
+    lines.append("")
+    for a, v in results.items():
+        clean = v.get("clean_after")
+        state = v.get("status", "completed")
+        extra = f": {v.get('error')}" if v.get("error") and state != "completed" else ""
+        window = f"clean window {clean['failed']}/{clean['requests']} failed" if clean else "no clean window"
+        flag = ", the load generator fell behind (requests not sent)" if v.get("generator_overloaded") else ""
+        lines.append(f"{a}: {state}{extra}; {window}{flag}")
+    return lines
