@@ -15,7 +15,7 @@ fi
 
 # --- Debian packages -------------------------------------------------------
 PKGS=(python3 python3-venv python3-bpfcc bpftool libbpf1 iproute2 iptables nftables util-linux
-      procps hey wabt curl make)
+      procps hey wabt curl make chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -104,9 +104,14 @@ def validate(spec_file):
     if isinstance(loaded, Experiment):
         exp = loaded
         n = len(exp.faults)
-        click.echo(f"{spec_file}: valid experiment: {n} fault{'' if n == 1 else 's'} ("
-                   f"{', '.join(sorted({f.kind for f in exp.faults}))}) in {len(exp.architectures)} "
-                   f"architectures, {exp.duration:g}s of traffic at {exp.rate:g}/s per flow")
+        what = [f"{n} fault{'' if n == 1 else 's'} ({', '.join(sorted({f.kind for f in exp.faults}))})"] if n else []
+        if exp.cost:
+            what.append(f"cost at {exp.cost.total_rate:g} requests/s (with the none baseline)")
+        if exp.sweep:
+            what.append(f"a sweep of {exp.sweep.parameter} over {', '.join(map(str, exp.sweep.values))}")
+        click.echo(f"{spec_file}: valid experiment: {'; '.join(what) or 'traffic only'}, in "
+                   f"{len(exp.runs)} architectures ({', '.join(exp.runs)}), {exp.duration:g}s of traffic at "
+                   f"{exp.rate:g}/s per flow")
         return
     s = loaded
     click.echo(f"{spec_file}: valid: {len(s.nodes)} nodes, {len(s.services)} services, "
@@ -246,11 +251,15 @@ def _kinds_help() -> str:
               help="Only these of the experiment's architectures (repeatable).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Where journal.json and the record files go (default: out/<experiment>-<time>).")
+@click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 50),
+              help="Run the whole experiment N times (OUT/rep-1 ... rep-N), for medians and ranges in the report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the journal as JSON.")
-def run_cmd(experiment_file, archs, out_dir, as_json):
+def run_cmd(experiment_file, archs, out_dir, repeat, as_json):
     """Run a chaos experiment in each architecture: steady traffic, faults injected and
-    reverted on schedule, the blast radius of each, side by side. The journal is written
-    after every architecture; a signal stops the run cleanly and the journal says so.
+    reverted on schedule, the blast radius of each, side by side; with a `cost:` section,
+    what each architecture costs (CPU, memory, config, latency against `none`). The journal
+    is written after every architecture; a signal stops the run cleanly and the journal
+    says so. Then `testbed report OUT` draws it.
 
     \b
     Fault kinds: {kinds} (docs/experiments.md).
@@ -258,21 +267,30 @@ def run_cmd(experiment_file, archs, out_dir, as_json):
     (no root needed). Exit code 1 when an architecture failed."""
     from .experiment import load_experiment
     from .experiment_runner import run_experiment
-    from .report.table import fault_table
+    from .report.table import cost_table, fault_table
 
     exp = load_experiment(experiment_file)  # a bad experiment fails here, before anything exists
     runner.require_root()
-    out_dir = out_dir or f"out/{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    journal = run_experiment(exp, Path(experiment_file).read_text(), list(archs) or None, out_dir,
-                             progress=_progress)
+    out_dir = Path(out_dir or f"out/{exp.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    text = Path(experiment_file).read_text()
+    failed = False
+    for i in range(repeat):
+        target = out_dir / f"rep-{i + 1}" if repeat > 1 else out_dir
+        if repeat > 1:
+            _progress(f"repetition {i + 1} of {repeat}")
+        journal = run_experiment(exp, text, list(archs) or None, target, progress=_progress, repeat=(i, repeat))
+        failed = failed or journal["status"] != "completed"
     if as_json:
         click.echo(json.dumps(journal, indent=1))
     else:
-        click.echo("\n".join(fault_table(journal)))
+        click.echo("\n".join(cost_table(journal) + [""] + fault_table(journal)))
         written = ["journal.json", "experiment.yaml", "cluster.yaml"] + [
             name for a in journal["architectures"].values() for name in (a.get("files") or {}).values()]
-        click.echo(f"\nwritten in {out_dir}: {', '.join(written)}")
-    if journal["status"] != "completed":
+        where = f"{out_dir}/rep-1 ... rep-{repeat}" if repeat > 1 else str(out_dir)
+        click.echo(f"\nwritten in {where}: {', '.join(written)}")
+        dirs = " ".join(str(out_dir / f"rep-{k + 1}") for k in range(repeat)) if repeat > 1 else str(out_dir)
+        click.echo(f"next: testbed report {dirs}")
+    if failed:
         sys.exit(1)
 
 
@@ -379,38 +397,66 @@ def clean(run_id, force, verbose):
 
 
 @main.command()
-@click.argument("spec_file", type=click.Path(dir_okay=False), default=str(DEFAULT_SPEC))
-@click.option("--count", default=6, show_default=True, type=click.IntRange(1, 1000), help="Calls per (pod, service).")
-@click.option("--arch", "archs", multiple=True, type=click.Choice(runner.ARCHITECTURES),
-              help="Architectures to compare (repeatable; default: all five).")
-def demo(spec_file, count, archs):
-    """Build the cluster in each architecture, one after the other: show who answered whom,
-    then compare what each mesh costs (proxies, memory as PSS, keys per proxy, set-up time)
-    and whether every call still works. Everything is torn down."""
-    from .measure.memory import pss_kib
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Where report.html and report.md go (default: the first DIR).")
+@click.option("--json", "as_json", is_flag=True, help="Print the scorecard (and the comparison) as JSON.")
+def report(dirs, out_dir, as_json):
+    """Draw the report of one or more runs from their journals only (no root, no testbed
+    state): report.html (one self-contained page, plots inside) and report.md, with the
+    scorecard of the trade-offs, the costs, every fault side by side, and how to rerun each
+    result. Give two runs of one experiment to see what changed beyond the noise; give the
+    rep-* directories of `run --repeat` for medians and ranges."""
+    from dataclasses import asdict
 
-    rows = []
-    for arch in archs or runner.ARCHITECTURES:
-        st = runner.up(spec_file, arch, progress=_progress)
-        with signals.Unwind() as unwind:
-            unwind.callback(_progress, f"run {st['run']} torn down")
-            unwind.callback(runner.down, st["run"])
-            cluster = runner.cluster_of(st["run"])
-            edges = matrix.probe(cluster, cluster.plan, count=count)
-            if arch == "none":
-                click.echo(f"run {st['run']}: {len(st['nodes'])} nodes, {len(st['pods'])} pods, "
-                           f"{len(st['services'])} services, no mesh\n")
-                _print_matrix(edges)
-                click.echo("")
-            pss = sum(pss_kib(p["pid"]) for p in st["proxies"]) / 1024
-            keys = max((len(p["identities"]) for p in st["proxies"]), default=0)
-            rows.append((arch, len(st["proxies"]), pss, keys, st["timings"]["up"],
-                         sum(e.ok for e in edges), len(edges)))
-    click.echo(f"{'architecture':<13} {'proxies':>7} {'PSS MiB':>8} {'max keys/proxy':>15} {'up s':>6} {'calls ok':>9}")
-    for arch, n, pss, keys, up_s, ok, total in rows:
-        click.echo(f"{arch:<13} {n:>7} {pss:>8.1f} {keys:>15} {up_s:>6.2f} {f'{ok}/{total}':>9}")
-    click.echo("\nnext: `testbed run experiments/blast-radius.yaml` for faults and their blast radius")
-    if any(ok != total for *_, ok, total in rows):
+    from .report import html
+    from .report.model import build
+    from .report.scorecard import terminal
+
+    html_path, md_path = html.write(list(dirs), out_dir or dirs[0])
+    model = build(list(dirs))
+    if as_json:
+        click.echo(json.dumps({"scorecard": [asdict(r) for r in model.scorecard], "comparison": model.comparison},
+                              indent=1, default=str))
+        return
+    click.echo("\n".join(terminal(model.scorecard)))
+    if model.comparison:
+        moved = model.comparison["beyond_noise"]
+        click.echo(f"\n{len(moved)} change(s) beyond the noise" + (":" if moved else ""))
+        for c in moved:
+            click.echo(f"  {c['arch']}: {c['what']}: {c['a']} -> {c['b']} ({c['rule']})")
+    click.echo(f"\nwritten: {html_path} and {md_path}")
+
+
+DEMO = DEFAULT_SPEC.parent.parent / "demo.yaml"
+DEMO_QUICK = DEFAULT_SPEC.parent.parent / "demo-quick.yaml"
+
+
+@main.command()
+@click.option("--quick", is_flag=True, help="The classroom version: shorter windows, under 3 minutes.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/demo", show_default=True,
+              help="Where the journal and report.html go.")
+def demo(quick, out_dir):
+    """The full comparison on the default cluster (experiments/demo.yaml): every
+    architecture, a proxy crash, a bad Wasm extension, a stolen identity and an upgrade,
+    and what each costs (the `none` baseline too); then the scorecard, and the report in
+    OUT/report.html. About 5 minutes on 2 cores (--quick: under 3)."""
+    from .experiment import load_experiment
+    from .experiment_runner import run_experiment
+    from .report import html
+    from .report.model import build
+    from .report.scorecard import terminal
+
+    path = DEMO_QUICK if quick else DEMO
+    exp = load_experiment(path)
+    runner.require_root()
+    t0 = time.monotonic()
+    journal = run_experiment(exp, path.read_text(), None, out_dir, progress=_progress)
+    html_path, _ = html.write([out_dir], out_dir)
+    click.echo("\n".join(terminal(build([out_dir]).scorecard)))
+    click.echo(f"\n{len(journal['architectures'])} architectures in {time.monotonic() - t0:.0f}s; "
+               f"the report: {html_path}")
+    if journal["status"] != "completed":
         sys.exit(1)
 
 

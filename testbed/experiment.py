@@ -64,6 +64,28 @@ class FaultSpec:
 
 
 @dataclass(frozen=True)
+class CostSpec:
+    """What each architecture costs, measured before any fault: `idle` seconds with no
+    traffic, then `seconds` of steady traffic at `total_rate` requests/s across the cluster
+    (spread evenly over the flows)."""
+
+    total_rate: float = 300.0
+    seconds: float = 8.0
+    idle: float = 3.0
+
+
+SWEEP_PARAMETERS = {"podsPerService": (1, 50), "services": (1, 500), "nodes": (1, 198)}
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """Measure the cost again at each value of one cluster parameter (sweep.py)."""
+
+    parameter: str
+    values: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Experiment:
     name: str
     cluster: ClusterSpec
@@ -77,6 +99,15 @@ class Experiment:
     error_points: float = 5.0  # a flow is affected when its error rate rises this many points...
     latency_factor: float = 3.0  # ... or its p99 exceeds this multiple of its baseline p99
     source: str = "<experiment>"
+    cost: CostSpec | None = None
+    sweep: SweepSpec | None = None
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """The architectures actually run: measuring cost adds the `none` baseline (first)."""
+        if self.cost is not None and "none" not in self.architectures:
+            return ("none", *self.architectures)
+        return self.architectures
 
     @property
     def baseline_end(self) -> float:
@@ -97,7 +128,7 @@ def parse_experiment(data, source: str, base_dir: Path, problems: list[str] | No
                                        f"`testbed up {source}`, or name it in an experiment's `cluster:` field")
         raise SpecError(ck.problems)
     top = ck.mapping(data, getattr(data, "line", 1), "", {"name", "cluster", "traffic"},
-                     {"architectures", "redirect", "seed", "faults", "affected"})
+                     {"architectures", "redirect", "seed", "faults", "affected", "cost", "sweep"})
     if top is None:
         raise SpecError(ck.problems)
     name = ck.name(top.get("name"), top.line_of("name"), "name", 64, "experiment") if "name" in top else None
@@ -147,11 +178,70 @@ def parse_experiment(data, source: str, base_dir: Path, problems: list[str] | No
             if f is not None:
                 faults.append((f"faults[{i}]", f))
     _overlaps(ck, faults, cluster)
+    cost = _cost(ck, top["cost"], top.line_of("cost")) if "cost" in top else None
+    sweep = None
+    if "sweep" in top:
+        sweep = _sweep(ck, top["sweep"], top.line_of("sweep"), cluster, archs)
+        if cost is None:
+            cost = CostSpec()  # a sweep measures cost
+        if faults:
+            ck.fail(top.line_of("faults"), "faults", "a sweep measures cost at each size: put the faults in an "
+                    "experiment of their own")
 
     if ck.problems:
         raise SpecError(ck.problems)
     return Experiment(name, cluster, cluster_text, tuple(archs), redirect, float(rate), duration, seed,
-                      tuple(f for _, f in faults), float(error_points), float(latency_factor), source)
+                      tuple(f for _, f in faults), float(error_points), float(latency_factor), source, cost, sweep)
+
+
+def _cost(ck: Checker, value, line: int) -> CostSpec | None:
+    m = ck.mapping(value, line, "cost", set(), {"totalRate", "seconds", "idle"})
+    if m is None:
+        return None
+    c = CostSpec()
+    rate = ck.number(m.get("totalRate", c.total_rate), m.line_of("totalRate"), "cost.totalRate", 0, 5000,
+                     "requests per second across the cluster", lo_open=True)
+    seconds = ck.duration(m.get("seconds", c.seconds), m.line_of("seconds"), "cost.seconds", 2, 600, "8s")
+    idle = ck.duration(m.get("idle", c.idle), m.line_of("idle"), "cost.idle", 1, 60, "3s")
+    if None in (rate, seconds, idle):
+        return None
+    return CostSpec(rate, seconds, idle)
+
+
+def _sweep(ck: Checker, value, line: int, cluster: ClusterSpec | None, archs: list[str]) -> SweepSpec | None:
+    from .sweep import step_cluster
+
+    m = ck.mapping(value, line, "sweep", set(), set(SWEEP_PARAMETERS))
+    if m is None:
+        return None
+    if len(m) != 1:
+        ck.fail(m.line, "sweep", f"name exactly one of {', '.join(SWEEP_PARAMETERS)}")
+        return None
+    (param, raw), = m.items()
+    where = f"sweep.{param}"
+    values = ck.sequence(raw, m.line_of(param), where)
+    if values is None:
+        return None
+    if not 1 <= len(values) <= 10:
+        ck.fail(m.line_of(param), where, f"give 1 to 10 values, not {len(values)}")
+        return None
+    lo, hi = SWEEP_PARAMETERS[param]
+    good = []
+    for i, v in enumerate(values):
+        v = ck.integer(v, values.line_of(i), f"{where}[{i}]", lo, hi)
+        if v is None:
+            continue
+        if cluster is not None:
+            try:
+                step = step_cluster(cluster, param, v)
+            except SpecError as exc:
+                ck.fail(values.line_of(i), f"{where}[{i}]", "; ".join(exc.problems))
+                continue
+            for a in archs:
+                for problem in limits(step, a):
+                    ck.fail(values.line_of(i), f"{where}[{i}]", problem)
+        good.append(v)
+    return SweepSpec(param, tuple(good))
 
 
 def _architectures(ck: Checker, top: YMap, cluster: ClusterSpec | None) -> list[str]:

@@ -19,6 +19,7 @@ PROXY_NODE = "waypoints"  # the dedicated node of the ambient L7 proxies
 TRUST_DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
 MIN_CONNECT_TIMEOUT, MAX_CONNECT_TIMEOUT = 0.01, 60.0  # seconds
 MAX_CONCURRENCY = 64
+SCOPES = ("all", "calls")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class MeshSettings:
     trust_domain: str = "cluster.local"
     concurrency: int = 1  # Envoy worker threads per proxy
     connect_timeout: float = 5.0  # seconds for a proxy's upstream TCP connect (Envoy's own default)
+    scope: str = "all"  # which services a proxy knows: all, or only those its workloads call (Istio's Sidecar)
 
 
 @dataclass(frozen=True)
@@ -279,7 +281,7 @@ def _parse_service(ck: Checker, item, line: int, where: str,
 
 def _parse_mesh(ck: Checker, value, line: int) -> MeshSettings | None:
     """Every problem of the mesh section is reported (not only the first)."""
-    m = ck.mapping(value, line, "mesh", set(), {"trustDomain", "concurrency", "connectTimeout"})
+    m = ck.mapping(value, line, "mesh", set(), {"trustDomain", "concurrency", "connectTimeout", "scope"})
     if m is None:
         return None
     settings, ok = MeshSettings(), True
@@ -300,7 +302,31 @@ def _parse_mesh(ck: Checker, value, line: int) -> MeshSettings | None:
                         MIN_CONNECT_TIMEOUT, MAX_CONNECT_TIMEOUT, "5s")
         ok = ok and t is not None
         settings = replace(settings, connect_timeout=t or 5.0)
+    if "scope" in m:
+        scope = ck.choice(m["scope"], m.line_of("scope"), "mesh.scope", SCOPES, "a scope")
+        ok = ok and scope is not None
+        settings = replace(settings, scope=scope or "all")
     return settings if ok else None
+
+
+def to_yaml(spec: ClusterSpec) -> str:
+    """The spec as YAML a user could have written (loads back to an equal spec)."""
+    import yaml
+
+    services = []
+    for s in spec.services:
+        item = {"name": s.name, "serviceAccount": s.service_account, "port": s.port, "replicas": s.replicas}
+        if s.nodes:
+            item["nodes"] = list(s.nodes)
+        if not s.l7:
+            item["l7"] = False
+        services.append(item)
+    mesh = spec.mesh
+    doc = {"name": spec.name, "nodes": list(spec.nodes), "services": services,
+           "calls": [{"from": c.source, "to": c.target} for c in spec.calls],
+           "mesh": {"trustDomain": mesh.trust_domain, "concurrency": mesh.concurrency,
+                    "connectTimeout": f"{mesh.connect_timeout * 1000:g}ms", "scope": mesh.scope}}
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120)
 
 
 def load_cluster(path: str | Path) -> ClusterSpec:

@@ -29,6 +29,16 @@ def allowed_callers(plan: ClusterPlan, service: str) -> list[str]:
     return sorted({spiffe_id(td, plan.spec.service(s).service_account) for s in plan.spec.callers_of(service)})
 
 
+def known_services(plan: ClusterPlan, callers: set[str]) -> list:
+    """The services a proxy serving pods of `callers` (service names) configures: every one
+    (`mesh.scope: all`, the default), or only those they call (`calls`, as Istio's Sidecar
+    resource narrows a proxy's view)."""
+    if plan.spec.mesh.scope == "all":
+        return list(plan.services)
+    called = {c.target for c in plan.spec.calls if c.source in callers}
+    return [s for s in plan.services if s.name in called]
+
+
 def _endpoints(plan: ClusterPlan, service: str) -> list[dict]:
     svc = plan.service(service)
     return [{"ip": plan.pod(p).ip, "port": svc.port} for p in svc.pods]
@@ -55,7 +65,7 @@ def context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, red
     if proxy.role in ("sidecar", "micro"):
         pod = plan.pod(proxy.serves[0])
         outbound, clusters = [], []
-        for svc in plan.services:
+        for svc in known_services(plan, {pod.service}):
             cluster = f"out|{svc.name}"
             outbound.append({"service": svc.name, "vip": svc.vip, "port": svc.port, "cluster": cluster})
             spec_svc = plan.spec.service(svc.name)
@@ -79,7 +89,7 @@ def context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, red
         outbound, inbound, clusters = [], [], []
         for sa in proxy.identities:
             sources = [p.ip for p in pods if p.service_account == sa]
-            for svc in plan.services:
+            for svc in known_services(plan, {p.service for p in pods if p.service_account == sa}):
                 cluster = f"out|{sa}|{svc.name}"
                 outbound.append({"sa": sa, "service": svc.name, "vip": svc.vip, "port": svc.port,
                                  "sources": sources, "cluster": cluster})

@@ -34,7 +34,7 @@ from ..spec import PROXY_NODE, ClusterSpec
 ARCHITECTURES = ("none", "sidecar", "node", "node-sa", "ambient")
 
 __all__ = ["ARCHITECTURES", "ADMIN_PORT", "OUTBOUND_PORT", "INBOUND_PORT", "FINAL_HOP_MARK", "MeshTopology", "Proxy",
-           "make_topology", "limits", "l7_port"]
+           "make_topology", "limits", "l7_port", "path"]
 FINAL_HOP_MARK = 1337  # SO_MARK of a node proxy's own connections to its pods: never captured
 
 
@@ -150,3 +150,23 @@ def limits(spec: ClusterSpec, arch: str) -> list[str]:
 
 def l7_port(plan: ClusterPlan, service: str) -> int:
     return L7_PORT_BASE + [s.name for s in plan.services].index(service)
+
+
+def path(plan: ClusterPlan, topo: MeshTopology, src_pod: str, dst_service: str) -> list[str]:
+    """The proxies (by role) a request from `src_pod` to `dst_service` crosses, in order:
+    the one serving the source, in ambient the destination account's L7 proxy (unless the
+    service skips it), and the one serving the destination pod. Two passes through one
+    shared proxy (same node) count twice: they are two listeners' work."""
+    dst_pod = plan.service(dst_service).pods[0]
+    out = []
+    src = topo.serving(src_pod)
+    if src is not None:
+        out.append(src.role)
+    if topo.arch == "ambient" and plan.spec.service(dst_service).l7:
+        l7 = topo.l7_for(plan.spec.service(dst_service).service_account)
+        if l7 is not None:
+            out.append(l7.role)
+    dst = topo.serving(dst_pod)
+    if dst is not None:
+        out.append(dst.role)
+    return out

@@ -45,3 +45,24 @@ def fault_table(journal: dict) -> list[str]:
         flag = ", the load generator fell behind (requests not sent)" if v.get("generator_overloaded") else ""
         lines.append(f"{a}: {state}{extra}; {window}{flag}")
     return lines
+
+
+def cost_table(journal: dict) -> list[str]:
+    """Per architecture with a cost section: proxies, memory, CPU per 1,000 requests/s and
+    latency, the p99 added against `none` (a * where its interval excludes zero)."""
+    rows = [(a, r["cost"]) for a, r in journal["architectures"].items() if r.get("cost")]
+    if not rows:
+        return []
+    lines = [f"{'cost':<10} {'proxies':>7} {'PSS MiB':>8} {'MiB/pod':>8} {'vCPU/krps':>10} {'rps':>7} {'p99 ms':>7} "
+             f"{'p99 added':>10}"]
+    for a, c in rows:
+        added = (c.get("latency_added_ms") or {}).get("p99") or {}
+        mark = "*" if added.get("significant") else ""
+        shown = f"{added['estimate']:+.2f}{mark}" if added.get("estimate") is not None else "-"
+        cpu = c["vcpu_per_krps"]["proxies"]
+        p99 = c["latency_ms"]["p99"]
+        lines.append(f"{a:<10} {c['proxies_count']:>7} {c['memory']['pss_mib']:>8.1f} "
+                     f"{c['memory']['pss_per_pod_mib'] or 0:>8.1f} {cpu if cpu is not None else 0:>10.3f} "
+                     f"{c['load']['measured_rps']:>7.0f} {p99 if p99 is not None else 0:>7.2f} {shown:>10}")
+    lines.append("* the interval of the difference excludes zero (95 % bootstrap over requests)")
+    return lines
