@@ -62,6 +62,12 @@ def bpf_programs_attached(run_id: str) -> list[str]:
     return [line.split()[-1] for line in out.splitlines() if line.split() and line.split()[-1].startswith("tb_")]
 
 
+def own_shared_memory(run_id: str) -> list[str]:
+    """The hot-restart shared memory of a live run's proxies (by the id block it holds)."""
+    block = idblocks.block_of(run_id)
+    return shared_memory_files([block]) if block is not None else []
+
+
 def root_links() -> set[str]:
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
     return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}

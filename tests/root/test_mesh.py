@@ -19,7 +19,7 @@ from testbed.traffic import matrix
 from testbed.wait import wait_for
 
 from ..conftest import FIXTURES, tb
-from .leftovers import nothing_left, snapshot
+from .leftovers import nothing_left, own_shared_memory, snapshot
 
 pytestmark = pytest.mark.root
 MESH = FIXTURES / "mesh.yaml"
@@ -205,7 +205,7 @@ def test_a_killed_proxy_is_back_within_2s_and_down_leaves_nothing(mesh_run):
     # then `down` leaves zero objects, the restarted proxy and its shared memory included
     run_id = cluster.plan.run_id
     during = snapshot(run_id)
-    assert len(during["envoys"]) == len(st["proxies"]) and during["shared_memory"]
+    assert len(during["envoys"]) == len(st["proxies"]) and own_shared_memory(run_id)
     tb("down", "--run", run_id)
     assert nothing_left(run_id), snapshot(run_id)
 

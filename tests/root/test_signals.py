@@ -16,6 +16,7 @@ import time
 import pytest
 
 from testbed import journal
+from testbed.wait import wait_for
 
 from ..conftest import FIXTURES, ROOT, TESTBED, tb
 from .leftovers import nothing_left, snapshot
@@ -162,6 +163,7 @@ faults:
     cmd = Command("run", exp, "--out", tmp_path / "out")
     run_id = cmd.wait_for_line(r"building \(run (\w+)\)").group(1)
     cmd.wait_for_line(r"inject identity-compromise", timeout=120)
+    wait_for(lambda: snapshot(run_id)["stolen_keys"], 10, "the keys to be stolen")
     cmd.proc.kill()
     cmd.proc.wait()
     left = snapshot(run_id)
