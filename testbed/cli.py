@@ -370,5 +370,10 @@ def demo(spec_file, count, archs):
         sys.exit(1)
 
 
+from .export.cli import export_group  # noqa: E402 - registered last, beside the other commands
+
+main.add_command(export_group)
+
+
 if __name__ == "__main__":
     main()
