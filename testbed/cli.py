@@ -370,9 +370,10 @@ def demo(spec_file, count, archs):
         sys.exit(1)
 
 
-from .export.cli import export_group  # noqa: E402 - registered last, beside the other commands
+from .export.cli import collect_cmd, export_group  # noqa: E402 - registered last, beside the other commands
 
 main.add_command(export_group)
+main.add_command(collect_cmd)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
-"""The `export` group (registered in testbed/cli.py). Thin: the
+"""The `export` group and the `collect` command (registered in testbed/cli.py). Thin: the
 library builds, checks and writes; this talks to people. Nothing here needs root."""
 
 from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
 
 import click
 
@@ -81,3 +85,45 @@ def export_k8s(source, archs, out_dir, namespace, image, force, as_json):
         click.echo(f"\nnext: nodes labelled {engines.NODE_LABEL}=<spec node> (kind create cluster --config "
                    f"{out}/kind.yaml), the mesh and Chaos Mesh installed (docs/kubernetes.md), then:\n  "
                    + "\n  ".join(steps))
+
+
+@click.command(name="collect")
+@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
+@click.option("--arch", "archs", multiple=True, metavar="ARCH",
+              help="Only this exported architecture (repeatable; default: every one that ran).")
+@click.option("--context", metavar="NAME", default=None,
+              help="The kubectl context of the cluster (default: the current one).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="Where the journal goes (default: DIR/journal.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the journal as JSON.")
+def collect_cmd(directory, archs, context, out_file, as_json):
+    """Read the run of an exported experiment (DIR, from `testbed export k8s`) back from the
+    cluster with kubectl: the traffic Jobs' records and Chaos Mesh's timeline, into a
+    journal in the testbed's format, marked `"engine": "kubernetes"`."""
+    from .collect import collect, kubectl_runner
+
+    journal = collect(directory, list(archs), kubectl_runner(context), progress=_progress)
+    path = Path(out_file or Path(directory) / "journal.json")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(journal, indent=1) + "\n")
+    os.replace(tmp, path)
+    if as_json:
+        click.echo(json.dumps(journal, indent=1))
+        return
+    for arch, a in journal["architectures"].items():
+        t = a["traffic"]
+        click.echo(f"{arch} ({a['dataplane']}): {a['requests']} requests of {t['expected_requests']} expected, "
+                   f"{t['pods']} traffic pods started within {t['skew_s']:g}s; clean window "
+                   f"{a['clean_after']['failed']}/{a['clean_after']['requests']} failed")
+        for f in a["faults"]:
+            label = f"{f['kind']} {f['target']['kind']}={f['target']['name']}"
+            if f.get("omitted"):
+                click.echo(f"  {label:<34} left out")
+                continue
+            ttr = f["time_to_recover"]
+            click.echo(f"  {label:<34} at {f['at']:g}s ({f['details']['timing']}): {f['flows_affected']}/"
+                       f"{f['flows_total']} flows, {f['requests_failed']} requests failed, recovered "
+                       + (f"after {ttr:g}s" if ttr is not None else "-"))
+        for w in t["warnings"]:
+            click.echo(f"  warning: {w}")
+    click.echo(f"\nwritten: {path}")

@@ -222,7 +222,7 @@ def test_help_explains_the_mapping():
     assert r.exit_code == 0
     for word in ("Istio sidecars", "Istio ambient", "Cilium", "Chaos Mesh", "testbed collect", "node-sa"):
         assert word in r.output
-    assert "export" in CliRunner().invoke(main, ["--help"]).output
+    assert "collect" in CliRunner().invoke(main, ["--help"]).output
 
 
 def test_export_needs_no_root_and_touches_no_cluster(tmp_path, monkeypatch):
