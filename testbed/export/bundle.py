@@ -116,7 +116,7 @@ def build_arch(site: Site, exp: Experiment | None) -> ArchExport:
                                + "; ".join(wrong))
     if exp is not None:
         out.files["run/30-traffic.yaml"] = traffic.jobs(site, exp, hooks)
-        out.jobs = traffic.callers(site) and [traffic.job_name(s) for s in traffic.callers(site)]
+        out.jobs = [traffic.job_name(s) for s in traffic.callers(site)]
         out.faults = chaos.faults(site, exp)
         workflow = out.faults.workflow(site)
         if workflow:

@@ -116,8 +116,14 @@ def gather(kubectl: Kubectl, arch: dict) -> tuple[Traffic, dict[int, FaultTiming
                                "-o", "json"]))["items"]
     if not pods:
         raise NoRun(f"no traffic pods in namespace {ns}: was `kubectl apply -f <dir>/run` run there?")
-    logs = {p["metadata"]["name"]: kubectl(["-n", ns, "logs", p["metadata"]["name"], "-c", "client"]) for p in pods}
+    logs, missing = {}, []
+    for p in pods:
+        try:
+            logs[p["metadata"]["name"]] = kubectl(["-n", ns, "logs", p["metadata"]["name"], "-c", "client"])
+        except TestbedError as exc:  # a pod that never ran: the others' records still count
+            missing.append(f"{p['metadata']['name']}: no log ({exc})")
     traffic = parse_logs(logs)
+    traffic.warnings += missing
     if not traffic.starts:
         raise NoRun(f"the traffic pods in {ns} have not started their traffic yet")
     nodes, events = [], []

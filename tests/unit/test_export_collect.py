@@ -136,6 +136,19 @@ def test_an_architecture_that_did_not_run_is_skipped_or_refused(tmp_path):
         collect.collect(out, ["node"], kubectl=Replay())
 
 
+def test_a_pod_without_a_log_is_a_warning(exported):
+    class OneLost(Replay):
+        def __call__(self, args):
+            if args[2:4] == ["logs", "traffic-cart-0-m2x8d"]:
+                raise TestbedError("container \"client\" in pod is waiting to start")
+            return super().__call__(args)
+
+    a = collect.collect(exported, kubectl=OneLost())["architectures"]["sidecar"]
+    assert a["requests"] == 240 and a["traffic"]["pods"] == 2
+    assert a["traffic"]["warnings"] == ["traffic-cart-0-m2x8d: no log (container \"client\" in pod is waiting to "
+                                        "start)"]
+
+
 def test_only_an_experiment_has_a_run_to_collect(tmp_path):
     out = bundle.write(bundle.build(ROOT / "experiments" / "clusters" / "shop.yaml"), tmp_path / "k8s")
     with pytest.raises(TestbedError, match="exported from a cluster spec"):
