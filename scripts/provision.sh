@@ -65,4 +65,26 @@ else
   "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[test]"
   echo "$want" > "$stamp"
 fi
+
+# --- Schemas of the custom resources `testbed export k8s` writes -------------
+# Istio's, the Gateway API's and Cilium's published schemas, compiled into npm packages
+# (pinned by testbed/export/crd/package-lock.json), beside the venv; the tests validate
+# every exported manifest with them (testbed/export/validate.py).
+crd_src="$ROOT/testbed/export/crd"
+crd_dir="$VENV/share/mesh-testbed/crd-validators"
+crd_want="$(cat "$crd_src/package.json" "$crd_src/package-lock.json" | sha256sum | cut -d' ' -f1)"
+if [ -f "$crd_dir/.provisioned" ] && [ "$(cat "$crd_dir/.provisioned")" = "$crd_want" ]; then
+  log "schema validators up to date"
+else
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    log "installing nodejs and npm"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  log "installing the custom resources' schema validators"
+  mkdir -p "$crd_dir"
+  cp "$crd_src/package.json" "$crd_src/package-lock.json" "$crd_dir/"
+  (cd "$crd_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$crd_want" > "$crd_dir/.provisioned"
+fi
 log "ready"

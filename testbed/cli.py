@@ -460,5 +460,11 @@ def demo(quick, out_dir):
         sys.exit(1)
 
 
+from .export.cli import collect_cmd, export_group  # noqa: E402 - registered last, beside the other commands
+
+main.add_command(export_group)
+main.add_command(collect_cmd)
+
+
 if __name__ == "__main__":
     main()
