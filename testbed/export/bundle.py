@@ -20,9 +20,11 @@ import yaml
 
 from .. import spec as spec_mod
 from .. import yamlsrc
-from ..chaos.run import CLEAN_WINDOW, STREAM_INTERVAL, git_sha
 from ..errors import TestbedError
 from ..experiment import Experiment, load_experiment
+from ..experiment_runner import CLEAN_WINDOW
+from ..journal.writer import git_sha
+from ..traffic.driver import STREAM_INTERVAL
 from . import authz, chaos, cilium, engines, istio, k8s, traffic
 from .engines import CILIUM, ISTIO_AMBIENT, ISTIO_SIDECAR, Site
 

@@ -1,5 +1,5 @@
-"""A Kubernetes run's journal, in the testbed's own format (chaos/run.py, version 1) plus
-`"engine": "kubernetes"`, so a report draws it beside a local run. Pure: it takes what
+"""A Kubernetes run's journal, in the testbed's own format (testbed/journal/, version 2)
+with `"engine": "kubernetes"`, so a report draws it beside a local run. Pure: it takes what
 `collect` read (the Jobs' records, the chaos timeline) and the export's own description.
 
 Times: the traffic's zero is the earliest start of any Job pod (each prints its start);
@@ -13,8 +13,8 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
-from ..chaos.run import JOURNAL_VERSION
-from ..measure.blast import Window, blast_radius, long_lived
+from ..journal.schema import KIND, VERSION
+from ..measure.blast import Window, blast_radius, cutoff, long_lived
 from ..measure.stats import percentile
 
 KILLS = {"proxy-crash"}
@@ -88,7 +88,7 @@ def arch_result(arch: str, spec: dict, meta: dict, traffic: Traffic, timings: di
         timing = timings.get(f["index"], FaultTiming())
         window = Window(at, at + max(length, 1.0))
         revert_at = at if f["kind"] in KILLS else at + length
-        until = min([a for a, _, _ in placed.values() if a >= revert_at and a > at] + [duration])
+        until = cutoff(at, [a for a, _, _ in placed.values()], duration)
         settled = Window(window.start, max(window.end, revert_at + 2 * meta["traffic"]["longLivedInterval"]))
         entries[f["index"]] = {
             "kind": f["kind"], "target": f["target"], "at": round(at, 3), "duration": round(length, 3),
@@ -100,7 +100,9 @@ def arch_result(arch: str, spec: dict, meta: dict, traffic: Traffic, timings: di
             "details": {"timing": how, "timeline_from": timing.source, "scheduled_at": f["at"],
                         "chaos": f["chaos"], "templates": f["templates"], "hit": timing.hit, "notes": f["notes"]}}
     starts = sorted(traffic.starts.values())
-    return {"architecture": arch, "engine": "kubernetes", "dataplane": spec["engine"], "namespace": spec["namespace"],
+    return {"architecture": arch, "status": "completed" if records else "failed",
+            "error": None if records else "no traffic records were collected", "cost": None,
+            "engine": "kubernetes", "dataplane": spec["engine"], "namespace": spec["namespace"],
             "run": spec["namespace"], "faults": [entries[i] for i in sorted(entries)], "requests": len(records),
             "clean_after": clean_after(traffic.clean),
             "traffic": {"started": _iso(t0), "pods": len(starts), "skew_s": round(starts[-1] - starts[0], 3),
@@ -112,9 +114,13 @@ def assemble(meta: dict, archs: dict[str, dict], cluster: dict) -> dict:
     """The journal document: the one place its shape is decided (to be handed to the journal
     package's writer once it exists)."""
     started = min((a["traffic"]["started"] for a in archs.values()), default=None)
-    return {"journal": JOURNAL_VERSION, "engine": "kubernetes", "experiment": meta.get("experiment"),
-            "source": meta["source"], "started": started, "git": meta.get("git"), "kernel": None, "envoy": None,
-            "seed": meta.get("seed"), "redirect": None,
+    failed = any(a.get("status") != "completed" for a in archs.values())
+    return {"journal": VERSION, "kind": KIND, "engine": "kubernetes", "simulated": False,
+            "status": "failed" if failed else "completed", "experiment": meta.get("experiment"),
+            "source": meta["source"], "started": started, "finished": None, "seconds": None,
+            "command": "testbed collect", "environment": {"git": meta.get("git"), "kernel": None, "envoy": None,
+                                                          "cpus": None, "python": None, "testbed": None},
+            "seed": meta.get("seed"), "redirect": None, "repeat": {"index": 0, "of": 1}, "sweep": None,
             "traffic": {k: meta["traffic"][k] for k in ("rate", "duration", "longLivedInterval")},
             "affected": meta["affected"], "spec": meta["spec"], "cluster": meta["cluster"],
             "kubernetes": cluster, "architectures": archs}

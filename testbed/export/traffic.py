@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from kubernetes import client as k
 
-from ..chaos.run import CLEAN_WINDOW, STREAM_INTERVAL
-from ..chaos.run import flows as plan_flows
 from ..cluster.plan import make_plan
 from ..experiment import Experiment
+from ..experiment_runner import CLEAN_WINDOW
+from ..traffic.driver import STREAM_INTERVAL
+from ..traffic.driver import flows as plan_flows
 from . import engines
 from .engines import Site
 from .k8s import AGENT_DIR, MeshHooks, agent_volumes, container_security, meta, placement, pod_security, to_dict

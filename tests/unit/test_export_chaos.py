@@ -247,7 +247,7 @@ def test_network_faults_hold_both_ways():
 
 @pytest.mark.parametrize("kind", sorted(chaos.LEFT_OUT))
 def test_what_chaos_mesh_cannot_do_is_left_out_with_a_reason(kind):
-    from testbed.experiment import FAULT_FIELDS
+    from testbed.chaos.kinds import KINDS as FAULT_FIELDS
 
     assert kind in FAULT_FIELDS
     assert len(chaos.LEFT_OUT[kind]) > 40

@@ -55,7 +55,7 @@ def exported(tmp_path):
 
 def test_the_journal_of_a_kubernetes_run(exported):
     j = collect.collect(exported, kubectl=Replay())
-    assert j["journal"] == 1 and j["engine"] == "kubernetes" and j["experiment"] == "k8s-run"
+    assert j["journal"] == 2 and j["engine"] == "kubernetes" and j["experiment"] == "k8s-run"
     assert j["kubernetes"]["context"] == "kind-testbed" and j["kubernetes"]["server"] == "v1.33.1"
     assert j["traffic"] == {"rate": 5.0, "duration": 12.0, "longLivedInterval": 0.2}
     a = j["architectures"]["sidecar"]
@@ -78,18 +78,23 @@ def test_the_crash_is_where_chaos_mesh_put_it(exported):
     # the blast radius, from the recorded requests: cart went away for 1.5 s
     assert crash["flows_total"] == 5 and crash["flows_affected"] == 2
     assert crash["pods_affected"] == ["frontend-0", "frontend-1"] and crash["services_affected"] == ["cart"]
-    assert crash["requests_failed"] == 16 and 0 < crash["time_to_detect"] < 1
-    assert crash["time_to_recover"] is not None
+    assert crash["requests_failed"] == 16
+    # 5 requests/s: a 3 s window holds 15 < 20 requests, too few to time detection or
+    # recovery (docs/experiments.md, "Metrics"); the counts above do not need that
+    assert crash["time_to_detect"] is None and crash["time_to_recover"] is None
     assert crash["long_lived"]["broken"] == 2 and crash["long_lived"]["closed"] == 2
     assert crash["long_lived"]["broken_in_baseline"] == 0
     assert hang["omitted"].startswith("Chaos Mesh cannot stop") and hang["flows_affected"] is None
 
 
 def test_same_shape_as_a_local_journal(exported):
-    """Every key a local run's journal has (chaos/run.py), so reports read both."""
+    """Every key a local run's journal has, so reports read both; the journal reader takes it."""
+    from testbed import journal
+
     j = collect.collect(exported, kubectl=Replay())
-    assert {"journal", "experiment", "source", "started", "git", "kernel", "envoy", "seed", "redirect", "traffic",
-            "affected", "spec", "cluster", "architectures"} <= set(j)
+    assert {"journal", "experiment", "source", "started", "environment", "seed", "redirect", "traffic",
+            "affected", "spec", "cluster", "architectures", "status", "engine"} <= set(j)
+    assert journal.loads(json.dumps(j))["engine"] == "kubernetes"
     a = j["architectures"]["sidecar"]
     assert {"architecture", "run", "faults", "requests", "clean_after"} <= set(a)
     assert {"kind", "target", "at", "duration", "description", "proxies_hit", "proxies", "pods_served",
