@@ -24,6 +24,7 @@ from . import runner, signals
 from .atomic import write_text
 from .chaos import schedule
 from .chaos.base import ChaosContext
+from .chaos.kinds import KINDS
 from .chaos.registry import make_fault
 from .errors import TestbedError
 from .experiment import Experiment
@@ -106,7 +107,10 @@ def run_arch(exp: Experiment, arch: str, spec_path: Path, out: Path, progress, f
     traffic = clean = None
     faults: list = []
     flows: list[tuple[str, str]] = []
-    plain = faults_too and (exp.faults or exp.cost is None)  # the traffic phase (with the faults)
+    # the traffic phase, with the faults: skipped when cost is all there is to measure (the
+    # `none` baseline of proxy faults, which it has no proxy to suffer)
+    applicable = [f for f in exp.faults if arch != "none" or not KINDS[f.kind].needs_proxy]
+    plain = faults_too and (applicable or exp.cost is None)
 
     def say(msg):
         progress(f"[{arch}] {msg}")

@@ -18,6 +18,29 @@ if set(FAULTS) != set(KINDS):
                       f"classes without a kind: {sorted(set(FAULTS) - set(KINDS))}")
 
 
+class NotApplicable(Fault):
+    """A fault that acts on proxies, in an architecture without any (`none`): nothing is
+    injected, and the journal says why instead of reporting a blast radius of zero."""
+
+    kind = "not-applicable"
+
+    def __init__(self, spec: FaultSpec, ctx: ChaosContext, index: int = 0):
+        super().__init__(spec, ctx, index)
+        self.kind = spec.kind
+        self.details = {"not_applicable": f"{spec.kind} acts on proxies, and architecture {ctx.arch} has no proxy"}
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return f"{self.spec.kind}: not applicable ({self.details['not_applicable']})"
+
+
 def make_fault(spec: FaultSpec, ctx: ChaosContext, index: int = 0) -> Fault:
     """`index`: the fault's place in the experiment, which names what it creates."""
+    if ctx.mesh is None and KINDS[spec.kind].needs_proxy:
+        return NotApplicable(spec, ctx, index)
     return FAULTS[spec.kind](spec, ctx, index)

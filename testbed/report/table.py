@@ -5,6 +5,8 @@ from __future__ import annotations
 
 
 def _cell(f: dict) -> str:
+    if (f.get("details") or {}).get("not_applicable"):
+        return "n/a (no proxy)"
     if not f.get("measured", True):
         return "not injected"
     if f["kind"] == "identity-compromise":
