@@ -77,7 +77,12 @@ def _fault_plots(report: Report) -> dict[str, str]:
     for f in report.faults:
         measured = {a: e for a, e in f.by_arch.items() if e.get("measured", True) and e.get("flows_total")}
         svgs = []
-        if measured:
+        if measured and f.kind == "identity-compromise":
+            svgs.append(plots.bars("Identities exposed", {a: len(e["identities_exposed"]) for a, e in measured.items()},
+                                   "SPIFFE IDs"))
+            svgs.append(plots.bars("Service pairs the attacker reached",
+                                   {a: len(e["reachable_pairs"]) for a, e in measured.items()}, "pairs"))
+        elif measured:
             svgs.append(plots.bars("Flows affected", {a: e["flows_affected"] for a, e in measured.items()}, "flows"))
             svgs.append(plots.bars("Requests failed beyond the baseline",
                                    {a: e["requests_failed"] for a, e in measured.items()}, "requests",

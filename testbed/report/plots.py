@@ -42,6 +42,8 @@ def bars(title: str, values: dict[str, float | None], ylabel: str, errors: dict[
     for k, a in enumerate(archs):
         if values[a] is None:
             ax.text(k, 0, "n/a", ha="center", va="bottom")
+    top = max([y for y in ys if y is not None] + [0])
+    ax.set_ylim(0, top * 1.15 if top > 0 else 1)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     return _svg(fig)
@@ -71,7 +73,7 @@ def success_over_time(title: str, rows: dict[str, list[dict]], window: tuple[flo
         ax.set_ylim(-5, 105)
         ax.set_xlabel("s")
     axes[0][0].set_ylabel("success %")
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.06)
     return _svg(fig)
 
 
