@@ -39,39 +39,34 @@ def expected_affected(served: set[str]) -> int:
     return sum(src in served or any(p.name in served for p in SPEC.pods if p.service == dst) for src, dst in FLOWS)
 
 
-def test_proxy_crash_and_hang_blast_radius_follows_the_architecture(tmp_path):
-    journal = run_experiment(tmp_path, """traffic: {rate: 10, duration: 13s}
+def test_crash_hang_and_stolen_identity_blast_radius_follows_the_architecture(tmp_path):
+    """Three faults aimed at db-0, one after the other, in three architectures: the crash and
+    the hang hurt the flows through the proxy serving db-0; the stolen keys hurt nothing, and
+    open exactly what the accounts that proxy held may reach."""
+    journal = run_experiment(tmp_path, """traffic: {rate: 10, duration: 16s}
 faults:
   - {kind: proxy-crash, target: {pod: db-0}, at: 3s, duration: 3s, restartDelay: 3s}
   - {kind: proxy-hang, target: {pod: db-0}, at: 9s, duration: 2s}
+  - {kind: identity-compromise, target: {pod: db-0}, at: 13s, duration: 2s}
 """, ["sidecar", "node", "node-sa"])
     served = {"sidecar": {"db-0"}, "node": {"web-0", "api-0", "db-0"}, "node-sa": {"api-0", "db-0"}}
+    td = "spiffe://cluster.local/ns/default/sa/"
+    exposed = {"sidecar": ["backend"], "node-sa": ["backend"], "node": ["backend", "web"]}
     for arch, result in journal["architectures"].items():
-        crash, hang = result["faults"]
+        crash, hang, stolen = result["faults"]
         assert crash["proxies_hit"] == 1 and set(crash["pods_served_list"]) == served[arch]
         assert crash["pods_served"] == len(served[arch])
         assert crash["flows_total"] == len(FLOWS) == 6
         assert crash["flows_affected"] == expected_affected(served[arch]), (arch, crash["flows"])
         assert crash["requests_failed"] > 0 and crash["time_to_detect"] is not None
         assert hang["flows_affected"] == expected_affected(served[arch]), (arch, hang["flows"])
-    assert [journal["architectures"][a]["faults"][0]["flows_affected"] for a in ("sidecar", "node-sa", "node")] \
-        == [2, 4, 5]
-
-
-def test_identity_compromise_exposes_what_the_proxy_held_and_reaches_what_the_policy_allows(tmp_path):
-    journal = run_experiment(tmp_path, """traffic: {rate: 5, duration: 6s}
-faults:
-  - {kind: identity-compromise, target: {pod: db-0}, at: 2s, duration: 2s}
-""", ["sidecar", "node", "node-sa"])
-    td = "spiffe://cluster.local/ns/default/sa/"
-    exposed = {"sidecar": ["backend"], "node-sa": ["backend"], "node": ["backend", "web"]}
-    for arch, result in journal["architectures"].items():
-        (f,) = result["faults"]
-        assert f["identities_exposed"] == [td + sa for sa in exposed[arch]]
+        assert stolen["identities_exposed"] == [td + sa for sa in exposed[arch]]
         allowed = sorted([td + SPEC.service(c.source).service_account, c.target] for c in SPEC.calls
                          if SPEC.service(c.source).service_account in exposed[arch])
-        assert sorted(f["reachable_pairs"]) == allowed, arch
-        assert f["flows_affected"] == 0  # stealing keys breaks nothing: that is what makes it dangerous
+        assert sorted(stolen["reachable_pairs"]) == allowed, arch
+        assert stolen["flows_affected"] == 0  # stealing keys breaks nothing: that is what makes it dangerous
+    assert [journal["architectures"][a]["faults"][0]["flows_affected"] for a in ("sidecar", "node-sa", "node")] \
+        == [2, 4, 5]
 
 
 def test_upgrades_drain_or_cut_the_long_lived_connections_through_the_rolled_proxies(tmp_path):

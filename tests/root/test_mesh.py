@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 
@@ -40,12 +41,22 @@ def l4_only(arch: str, service: str) -> bool:
     return arch == "ambient" and not SPEC.service(service).l7
 
 
-@pytest.fixture
-def mesh_run(request, run_id):
+@pytest.fixture(scope="module")
+def mesh_run(request):
+    """One run per (architecture, redirect), shared by the tests of this module (pytest runs
+    each parameter's tests together); every test leaves it serving. Its teardown proves that
+    `down` leaves nothing, Envoys and their shared memory included."""
     arch, redirect = request.param
-    st = json.loads(tb("up", MESH, "--arch", arch, "--redirect", redirect, "--run-id", run_id, "--json").stdout)
-    yield arch, st, runner.cluster_of(run_id), runner.mesh_of(run_id)
-    tb("down", "--run", run_id, check=False)
+    run_id = "t" + secrets.token_hex(3)
+    try:
+        st = json.loads(tb("up", MESH, "--arch", arch, "--redirect", redirect, "--run-id", run_id, "--json").stdout)
+        yield arch, st, runner.cluster_of(run_id), runner.mesh_of(run_id)
+        during = snapshot(run_id)
+        assert len(during["envoys"]) == len(st["proxies"]) and own_shared_memory(run_id), during
+        tb("down", "--run", run_id)
+        assert nothing_left(run_id), snapshot(run_id)
+    finally:
+        runner.clean(run_id)
 
 
 def archs(*names, redirects=REDIRECTS):
@@ -184,32 +195,6 @@ def test_each_proxy_holds_exactly_the_keys_of_its_role(mesh_run):
     assert r.returncode != 0 and "Permission denied" in r.stderr
 
 
-@archs()
-def test_a_killed_proxy_is_back_within_2s_and_down_leaves_nothing(mesh_run):
-    """The proxy serving db-0 dies; the supervisor restarts it, and calls into db-0 (whose
-    inbound capture must find the new listener) and out of it work again."""
-    arch, st, cluster, mesh = mesh_run
-    proxy = mesh.topo.serving("db-0")
-    old = next(p for p in st["proxies"] if p["name"] == proxy.name)["pid"]
-    os.kill(old, signal.SIGKILL)
-
-    def back():
-        s = mesh.proxy_status()[proxy.name]
-        return s["pid"] not in (None, old) and s["state"] == "ready"
-
-    wait_for(back, 2.0, f"{proxy.name} to be restarted and ready", interval=0.01)
-    db = cluster.plan.service("db")
-    for src in ("api-0", "api-1"):
-        assert [r["status"] for r in cluster.call(src, f"http://{db.vip}:{db.port}/", count=2)] == [200, 200]
-    assert mesh.proxy_status()[proxy.name]["restarts"] == 1
-    # then `down` leaves zero objects, the restarted proxy and its shared memory included
-    run_id = cluster.plan.run_id
-    during = snapshot(run_id)
-    assert len(during["envoys"]) == len(st["proxies"]) and own_shared_memory(run_id)
-    tb("down", "--run", run_id)
-    assert nothing_left(run_id), snapshot(run_id)
-
-
 @archs("sidecar", "node", redirects=["ebpf"])
 def test_upgrade_in_place(mesh_run):
     arch, st, cluster, mesh = mesh_run
@@ -223,7 +208,7 @@ def test_upgrade_in_place(mesh_run):
     assert all(r["status"] == 200 for r in cluster.call("api-0", f"http://{db.vip}:{db.port}/", count=3))
     answers = cluster.call("web-0", f"http://{api.vip}:{api.port}/", count=8)  # into the new proxy too
     assert all(r["status"] == 200 for r in answers) and "api-0" in {r["pod"] for r in answers}
-    assert mesh.proxy_status()[name]["restarts"] == 0  # upgrades are not crashes
+    assert mesh.proxy_status()[name]["restarts"] == 0  # upgrades are not crashes (and it ran before the kill)
 
 
 @archs("node", redirects=["iptables"])
@@ -231,3 +216,25 @@ def test_proxy_config_prints_the_config_of_the_serving_proxy(mesh_run):
     arch, st, cluster, mesh = mesh_run
     r = tb("proxy-config", "--run", cluster.plan.run_id, "db-0")
     assert "node-n1" in r.stderr and "in|db" in r.stdout and "spiffe://cluster.local/ns/default/sa/backend" in r.stdout
+
+
+@archs()
+def test_a_killed_proxy_is_back_within_2s(mesh_run):
+    """The proxy serving db-0 dies; the supervisor restarts it, and calls into db-0 (whose
+    inbound capture must find the new listener) and out of it work again. (Last of the
+    module's tests for each run: the run's teardown then proves `down` leaves nothing.)"""
+    arch, st, cluster, mesh = mesh_run
+    proxy = mesh.topo.serving("db-0")
+    status = mesh.proxy_status()[proxy.name]
+    old, restarts = status["pid"], status["restarts"]
+    os.kill(old, signal.SIGKILL)
+
+    def back():
+        s = mesh.proxy_status()[proxy.name]
+        return s["pid"] not in (None, old) and s["state"] == "ready"
+
+    wait_for(back, 2.0, f"{proxy.name} to be restarted and ready", interval=0.01)
+    db = cluster.plan.service("db")
+    for src in ("api-0", "api-1"):
+        assert [r["status"] for r in cluster.call(src, f"http://{db.vip}:{db.port}/", count=2)] == [200, 200]
+    assert mesh.proxy_status()[proxy.name]["restarts"] == restarts + 1
