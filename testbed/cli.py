@@ -460,5 +460,10 @@ def demo(quick, out_dir):
         sys.exit(1)
 
 
+from .sim import cli as _sim  # noqa: E402 - the simulation's commands, registered last
+
+main.add_command(_sim.calibrate)
+main.add_command(_sim.simulate)
+
 if __name__ == "__main__":
     main()
