@@ -6,7 +6,7 @@ from __future__ import annotations
 
 def _cell(f: dict) -> str:
     if not f.get("measured", True):
-        return "not injected"
+        return "not modelled" if f.get("simulated") else "not injected"
     if f["kind"] == "identity-compromise":
         return f"{len(f['identities_exposed'])} ids, {len(f['reachable_pairs'])} pairs"
     cell = f"{f['flows_affected']}/{f['flows_total']} flows, {f['requests_failed']} failed"

@@ -44,9 +44,24 @@ def header(exp: Experiment, spec_text: str, params: Params, scale: Scale, hosts:
             "simulation": {"scale": scale.as_dict(), "nodes": len(cluster.nodes), "pods": len(cluster.pods),
                            "services": len(cluster.services), "accounts": len(cluster.accounts()),
                            "flows": len(cluster.flows), "hosts": hosts, "aggregation": AGGREGATION,
+                           "shared_kib": params.shared_kib,
                            "calibration": {"path": params.source, "made": cal.get("made"),
                                            "from": [f.get("journal") for f in cal.get("from", [])],
                                            "machine": (cal.get("environment") or {}).get("kernel")}}}
+
+
+def command(exp: Experiment, params: Params, scale: Scale, hosts: str | None, archs: list[str] | None,
+            out: Path) -> str:
+    """The command that makes this simulation again."""
+    parts = ["testbed simulate", exp.source]
+    for flag, v in (("--nodes", scale.nodes), ("--pods-per-node", scale.pods_per_node),
+                    ("--services", scale.services), ("--accounts", scale.accounts), ("--hosts", hosts)):
+        if v is not None:
+            parts.append(f"{flag} {v}")
+    if not params.source.endswith("(shipped)"):
+        parts.append(f"--calibration {params.source}")
+    parts += [f"--arch {a}" for a in archs or ()]
+    return " ".join(parts + [f"--out {out}"])
 
 
 def _timeline(rows: list[dict]) -> str:
@@ -63,6 +78,7 @@ def simulate(exp: Experiment, spec_text: str, params: Params, scale: Scale | Non
     OUT/journal.json). `hosts`: `machine` (default when nothing is scaled, as the testbed
     runs) or `node` (default when scaled: each node a machine of its own)."""
     scale = scale or Scale()
+    asked = list(archs or ())
     archs = list(archs) if archs else list(exp.runs)
     unknown = [a for a in archs if a not in exp.runs]
     if unknown:
@@ -72,7 +88,8 @@ def simulate(exp: Experiment, spec_text: str, params: Params, scale: Scale | Non
     if exp.sweep is not None and scale.scaled:
         raise TestbedError("a sweep resizes the cluster itself: simulate it without --nodes, --pods-per-node, "
                            "--services or --accounts")
-    hosts = hosts or ("node" if scale.scaled else "machine")
+    default_hosts = "node" if scale.scaled else "machine"
+    hosts = hosts or default_hosts
     t0 = time.monotonic()
     spec = scaled_spec(exp.cluster, scale)
     cluster = SimCluster(spec)
@@ -82,7 +99,9 @@ def simulate(exp: Experiment, spec_text: str, params: Params, scale: Scale | Non
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "experiment.yaml", spec_text)
     write_text(out / "cluster.yaml", exp.cluster_text)
-    writer = JournalWriter(out / "journal.json", header(exp, spec_text, params, scale, hosts, cluster))
+    writer = JournalWriter(out / "journal.json", header(exp, spec_text, params, scale, hosts, cluster)
+                           | {"command": command(exp, params, scale, hosts if hosts != default_hosts else None, asked,
+                                                 out)})
     if exp.sweep is not None:
         writer.data["sweep"] = _sweep(exp, params, archs, hosts, out, progress)
         writer.save()
