@@ -48,8 +48,11 @@ def calibrate(paths: list[str | Path], prior_path: str | Path | None = DEFAULT_P
                            "(run experiments/calibration/*.yaml, or any experiment with `cost:` or faults)")
     p_mem = _prior_section(prior, "memory")
     shared = resources.shared_image(costs)
-    if shared["value"] is None and p_mem:
-        shared = dict(p_mem["shared_kib"], source="prior")
+    if p_mem and (shared["value"] is None or p_mem["shared_kib"]["value"] < 0.95 * shared["value"]):
+        # other Envoys on the machine only ever raise the image a window implies: when every
+        # window implies more than the prior, they were running, and the prior's value stands
+        note = "every window implied more than the prior: other Envoys were running" if shared["value"] else None
+        shared = dict(p_mem["shared_kib"], source="prior", points=shared.get("points", []), note=note)
     memory = {"shared_kib": shared, **resources.memory(costs, shared["value"] or 0.0, p_mem)} if costs else p_mem
     cpu = resources.cpu(costs)
     p_cpu = _prior_section(prior, "cpu") or {}
