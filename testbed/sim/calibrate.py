@@ -15,7 +15,7 @@ from ..atomic import write_text
 from ..errors import TestbedError
 from ..journal import VERSION as JOURNAL_VERSION
 from ..journal.writer import environment
-from . import effects, resources, sources
+from . import effects, resources, restarts, sources
 from .params import DEFAULT_PATH, FORMAT, KIND, ROLES, load_calibration
 
 
@@ -69,10 +69,10 @@ def calibrate(paths: list[str | Path], prior_path: str | Path | None = DEFAULT_P
         for role, qs in roles.items():
             if role not in mine:
                 mine[role] = {q: dict(v, source="prior", points=[]) for q, v in qs.items()}
-    t = effects.times(faults)
+    t = restarts.times(faults)
     p_t = _prior_section(prior, "times") or {}
     for k, v in t.items():
-        if k.endswith("_lag_s") or k == "ready_poll_s":
+        if "value" in v:
             if v["value"] is None and k in p_t:
                 t[k] = dict(p_t[k], source="prior", points=[])
         else:

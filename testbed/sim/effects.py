@@ -1,8 +1,7 @@
 """Calibrating what faults do, from the faults of real runs and their request records
 (docs/simulation.md, "Failures"):
 
-- times: how long a crashed proxy takes to be ready after its restart delay, a restart and
-  a hot restart take (the supervisor's own timings), and the schedule's lags;
+- (restarts.py: how long proxies take to come back)
 - effects: for each cause (crash, hang, restart, wasm-loop), role and position of the proxy
   on the flow (source, L7, destination), what the requests crossing it went through while
   it was out, read from the flows every request of which crosses it: when the first went
@@ -20,41 +19,6 @@ from .params import TIMEOUT, Effect
 from .placement import SimCluster
 from .sources import FaultRun
 from .topology import SimTopology
-
-
-def times(faults: list[FaultRun]) -> dict:
-    crash, restart, hot, inject, revert, ready = {}, {}, {}, [], [], []
-    for f in faults:
-        e = f.entry
-        inject.append(e["injected_at"] - e["at"])
-        roles = {p.name: p.role for p in SimTopology(SimCluster(f.cluster), f.arch).proxies}
-        if e["kind"] == "proxy-crash" and e.get("proxies") and e.get("ended_at") is not None:
-            delay = (e["ended_at"] - e["injected_at"]) - (f.options.get("restartDelay") or 0.0)
-            for name in e["proxies"]:
-                crash.setdefault(roles[name], []).append(delay)
-            if e.get("reverted_at") is not None:
-                ready.append(e["reverted_at"] - e["ended_at"])
-        elif e["kind"] in ("proxy-hang", "identity-compromise") and e.get("reverted_at") is not None:
-            revert.append(e["reverted_at"] - (e["at"] + e["duration"]))
-        for u in (e.get("details") or {}).get("upgrades", []) + (e.get("details") or {}).get("loaded", []):
-            table = restart if u["strategy"] == "restart" else hot
-            table.setdefault(roles.get(u["proxy"], "?"), []).append(u["seconds"])
-
-    def per_role(table, what):
-        return {r: _spread(v, "s", what) for r, v in table.items() if r != "?"}
-
-    return {"crash_restart_s": per_role(crash, "ready after the restart delay (ended_at - injected_at - delay)"),
-            "restart_s": per_role(restart, "supervisor's stop-and-start time"),
-            "hot_restart_s": per_role(hot, "supervisor's hot-restart time"),
-            "inject_lag_s": _spread(inject, "s", "injected_at - at"),
-            "revert_lag_s": _spread(revert, "s", "reverted_at - (at + duration), hang and identity"),
-            "ready_poll_s": _spread(ready, "s", "a crash's reverted_at - ended_at (waiting for ready)")}
-
-
-def _spread(values, unit, what) -> dict:
-    s = fit.spread(values)
-    return {"value": s["value"], "unit": unit, "source": "fit" if s["n"] else "assumed", "what": what,
-            "fit": {"n": s["n"], "low": s["low"], "high": s["high"]}, "points": [round(v, 4) for v in values]}
 
 
 def outages(f: FaultRun, topo: SimTopology) -> list[Outage]:

@@ -62,8 +62,12 @@ class FaultRun:
 class Schedule:
     """Plays an experiment's faults against one architecture's proxies."""
 
-    def __init__(self, faults: tuple[FaultSpec, ...], topo: SimTopology, params: Params):
+    def __init__(self, faults: tuple[FaultSpec, ...], topo: SimTopology, params: Params, hosts: str = "machine"):
         self.topo, self.p = topo, params
+        self.host = (lambda proxy: "machine") if hosts == "machine" else (lambda proxy: proxy.node)
+        self.envoys: dict[str, int] = {}  # host -> Envoys on it (their start-up contends for its CPUs)
+        for proxy in topo.proxies:
+            self.envoys[self.host(proxy)] = self.envoys.get(self.host(proxy), 0) + 1
         self.env = simpy.Environment()
         self.runs = [FaultRun(f, self._resolve(f)) for f in faults]
         self._rolls: dict[int, simpy.Process] = {}  # fault -> its upgrade roll
@@ -101,8 +105,8 @@ class Schedule:
                 yield self.env.process(self._revert(run, i))
                 run.reverted_at = self.env.now
 
-    def _role_time(self, table: dict, proxy: SimProxy) -> float:
-        return self.p.time(table, proxy.role)
+    def _role_time(self, table: dict, proxy: SimProxy, concurrent: int = 1) -> float:
+        return self.p.time(table, proxy.role, self.envoys[self.host(proxy)], concurrent)
 
     def _inject(self, run: FaultRun, i: int):
         env, kind, spec = self.env, run.spec.kind, run.spec
@@ -112,8 +116,11 @@ class Schedule:
             delay = spec.options.get("restartDelay") or 0.0
             run.details = {"killed": [p.name for p in run.proxies]}
             ends = []
+            at_once: dict[str, int] = {}
             for p in run.proxies:
-                back = env.now + delay + self._role_time(self.p.crash_restart_s, p)
+                at_once[self.host(p)] = at_once.get(self.host(p), 0) + 1
+            for p in run.proxies:
+                back = env.now + delay + self._role_time(self.p.crash_restart_s, p, at_once[self.host(p)])
                 run.outages.append(Outage(p.index, env.now, back, "crash"))
                 ends.append(back)
             run.ended_at = max(ends, default=None)

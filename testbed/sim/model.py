@@ -56,7 +56,7 @@ class ArchRun:
 
     def _traffic(self, out: dict) -> None:
         exp, topo, grid = self.exp, self.topo, self.grid
-        runs = Schedule(exp.faults, topo, self.p).play()
+        runs = Schedule(exp.faults, topo, self.p, self.hosts).play()
         index = FlowIndex(topo)
         exposures: dict[int, list[Exposure]] = {}
         per_fault: list[dict[int, list[Exposure]]] = []

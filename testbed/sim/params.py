@@ -94,6 +94,8 @@ class Params:
         self.crash_restart_s = {r: value(t["crash_restart_s"].get(r)) for r in ROLES}
         self.restart_s = {r: value(t["restart_s"].get(r)) for r in ROLES}
         self.hot_restart_s = {r: value(t["hot_restart_s"].get(r)) for r in ROLES}
+        self.per_host_envoy = value(t.get("per_host_envoy_s"), 0.0) or 0.0
+        self.per_concurrent_restart = value(t.get("per_concurrent_restart_s"), 0.0) or 0.0
         self.inject_lag = value(t["inject_lag_s"], 0.0)
         self.revert_lag = value(t["revert_lag_s"], 0.0)
         self.ready_poll = value(t["ready_poll_s"], 0.0)
@@ -101,12 +103,17 @@ class Params:
                                      ("onset", "fail", "served", "resume", "after")}, source=e.get("source", "fit"))
                         for k, e in p["effects"].items()}
 
-    def time(self, table: dict, role: str) -> float:
-        """A per-role time, or the median of the other roles' when this one has no data."""
-        if table.get(role) is not None:
-            return table[role]
-        known = sorted(v for v in table.values() if v is not None)
-        return known[len(known) // 2] if known else 0.1
+    def time(self, table: dict, role: str, host_envoys: int = 1, concurrent: int = 1) -> float:
+        """A per-role time (the median of the other roles' when this one has no data), on a
+        host shared with `host_envoys` Envoys, `concurrent` of them restarting at once."""
+        base = table.get(role)
+        if base is None:
+            known = sorted(v for v in table.values() if v is not None)
+            base = known[len(known) // 2] if known else 0.1
+        load = self.per_host_envoy * (host_envoys - 1)
+        if table is self.crash_restart_s:
+            load += self.per_concurrent_restart * (concurrent - 1)
+        return base + load
 
     def effect(self, cause: str, role: str, position: str) -> tuple[Effect, str]:
         key = (cause, role, position)

@@ -118,12 +118,12 @@ def read(paths: list[str | Path]) -> tuple[list[dict], list[CostWindow], list[Fa
         traffic = j.get("traffic") or {}
         options = _fault_options(j.get("spec") or "")
         for arch, r in j["architectures"].items():
-            if r.get("status") != "completed":
-                continue
             files = r.get("files") or {}
-            if r.get("cost"):
+            if r.get("cost"):  # measured before any fault: it stands even when a fault failed later
                 costs.append(CostWindow(j["_path"], arch, arch, redirect, spec, r["cost"],
                                         base / files["cost"] if files.get("cost") else None))
+            if r.get("status") != "completed":
+                continue
             ats = [f["at"] for f in r["faults"]]
             for i, f in enumerate(r["faults"]):
                 if f.get("measured") and f.get("injected_at") is not None:
