@@ -11,7 +11,8 @@ runs on the shop cluster and on the largest sidecar mesh this machine holds.
   (about 2 minutes each); `mesh100`: 100 sidecar pods (4 nodes x 25), about 3 minutes.
 
 Run: `.venv/bin/python benchmarks/bench_sim.py [--repeat N] [--json]`
-     `.venv/bin/python benchmarks/bench_sim.py --fidelity shop --arch sidecar --arch node --out out/fid-shop`"""
+     `.venv/bin/python benchmarks/bench_sim.py --fidelity shop --arch sidecar --arch node --repeat 2 --out DIR`
+     (`--real DIR` counts an earlier real run of the same experiment in the spread)."""
 
 from __future__ import annotations
 
@@ -86,15 +87,23 @@ def speed(repeat: int) -> dict:
             "per_arch_s": {a: r.get("simulated_s") for a, r in j["architectures"].items()}, "target_s": 60}
 
 
-def fidelity(which: str, archs: list[str], out: Path, calibration: str | None) -> dict:
+def fidelity(which: str, archs: list[str], out: Path, calibration: str | None, repeat: int,
+             more: list[str]) -> dict:
+    """Real runs (`repeat` of them, plus any earlier ones of the same experiment in `more`),
+    the simulation, and the comparison with the spread over the real runs."""
     out.mkdir(parents=True, exist_ok=True)
     exp_file = out / "experiment.yaml"
     exp_file.write_text(SHOP if which == "shop" else mesh100())
-    cmd = [sys.executable, "-m", "testbed.cli", "run", str(exp_file), "--out", str(out / "real")]
-    for a in archs:
-        cmd += ["--arch", a]
     t0 = time.monotonic()
-    subprocess.run(cmd, cwd=ROOT, check=False)  # `none` (the cost baseline) cannot take a proxy crash: it fails
+    reals = []
+    for k in range(repeat):
+        target = out / ("real" if k == 0 else f"real-{k + 1}")
+        cmd = [sys.executable, "-m", "testbed.cli", "run", str(exp_file), "--out", str(target)]
+        for a in archs:
+            cmd += ["--arch", a]
+        subprocess.run(cmd, cwd=ROOT, check=False)  # `none` (the cost baseline) cannot take a proxy crash: it fails
+        reals.append(target)
+    reals += [Path(m) for m in more]
     real_s = time.monotonic() - t0
     sim_cmd = [sys.executable, "-m", "testbed.cli", "simulate", str(exp_file), "--out", str(out / "sim")]
     for a in archs:
@@ -102,36 +111,41 @@ def fidelity(which: str, archs: list[str], out: Path, calibration: str | None) -
     if calibration:
         sim_cmd += ["--calibration", calibration]
     subprocess.run(sim_cmd, cwd=ROOT, check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "testbed.cli", "report", str(out / "real"), str(out / "sim"), "--out",
+    subprocess.run([sys.executable, "-m", "testbed.cli", "report", *map(str, reals), str(out / "sim"), "--out",
                     str(out / "report")], cwd=ROOT, check=True, capture_output=True)
-    real, sim = journal.load(out / "real"), journal.load(out / "sim")
-    got = compare(real, sim, shared_kib=sim["simulation"]["shared_kib"])
+    runs, sim = [journal.load(r) for r in reals], journal.load(out / "sim")
+    got = compare(runs[0], sim, runs, shared_kib=sim["simulation"]["shared_kib"])
     return {"benchmark": f"fidelity-{which}", "pods": sim["simulation"]["pods"], "real_s": round(real_s, 1),
+            "real_runs": [str(r) for r in reals],
             "required": got["required"], "within": got["within"], "rows": got["rows"],
             "report": str(out / "report" / "report.html")}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--fidelity", choices=["shop", "mesh100"])
     ap.add_argument("--arch", action="append", help="with --fidelity shop: only these (repeatable)")
     ap.add_argument("--calibration", help="a calibration file (default: the shipped one)")
+    ap.add_argument("--real", action="append", default=[],
+                    help="with --fidelity: an earlier real run of the same experiment to count in the spread")
+    ap.add_argument("--repeat", type=int, default=None,
+                    help="speed: runs to take the median of (default 3); --fidelity: real runs (default 1)")
     ap.add_argument("--out", default="out/bench-sim")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.fidelity:
         archs = args.arch or (["sidecar"] if args.fidelity == "mesh100" else ["sidecar", "node"])
-        got = fidelity(args.fidelity, archs, Path(args.out), args.calibration)
+        got = fidelity(args.fidelity, archs, Path(args.out), args.calibration, args.repeat or 1, args.real)
     else:
-        got = speed(args.repeat)
+        got = speed(args.repeat or 3)
     if args.json:
         print(json.dumps(got, indent=1))
     elif args.fidelity:
         print(f"{got['benchmark']}: {got['pods']} pods; {got['within']} of {got['required']} required figures agree "
-              f"(real run {got['real_s']} s); report: {got['report']}")
+              f"({len(got['real_runs'])} real runs; {got['real_s']} s of running); report: {got['report']}")
         for r in got["rows"]:
-            real = len(r["real"]) if isinstance(r["real"], list) else r["real"]
+            real = (len(r["real"]) if r["rule"] == "count" else "/".join(map(str, r["real"]))) \
+                if isinstance(r["real"], list) else r["real"]
             sim = len(r["simulated"]) if isinstance(r["simulated"], list) else r["simulated"]
             mark = "ok" if r["within"] else ("NO" if r["required"] else "--")
             print(f"  {mark:2} {r['arch']:<8} {r['what']:<48} {real!s:>10} {sim!s:>10}  {r['rule']}")

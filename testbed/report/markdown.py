@@ -43,7 +43,8 @@ def markdown(report: Report) -> str:
                          for a, e in f.by_arch.items()])
     for f in report.fidelity:
         lines += [f"## Real and simulated: {f['within']} of {f['required']} required figures agree", "",
-                  f"Real `{f['real']}`, simulated `{f['simulated']}`; counts must be equal, measured figures within "
+                  f"Real {', '.join(f'`{r}`' for r in f['real'])}, simulated `{f['simulated']}`; counts must be "
+                  "equal, measured figures within "
                   "10 % or the run-to-run spread (docs/simulation.md).", ""]
         lines += _table(["architecture", "what", "real", "simulated", "rule", "agree"],
                         [[r["arch"], r["what"], r["real"], r["simulated"], r["rule"],

@@ -95,7 +95,8 @@ def _fit_effect(key: str, data: list[dict]) -> dict:
     for d in data:
         o, recs = d["outage"], d["records"]
         bad_in = [r for r in recs if r["t"] < o.end and _bad(r, d["slow_ms"])]
-        onset = (bad_in[0]["t"] - o.start) if bad_in else None
+        # from the first request after the outage began (the schedule's own gap is not the effect's)
+        onset = (bad_in[0]["t"] - min(r["t"] for r in recs)) if bad_in else None
         if onset is not None:
             onsets.append(onset)
         start = o.start + (onset or 0.0)
