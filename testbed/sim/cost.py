@@ -108,7 +108,16 @@ def _latency(topo: SimTopology, p: Params, redirect: str) -> tuple[dict, dict, d
     return latency, added_ms, hops
 
 
-def section(topo: SimTopology, p: Params, spec, redirect: str, hosts: str) -> dict:
+def at_rate(topo: SimTopology, p: Params, per_flow: float) -> dict:
+    """Proxy vCPU with every flow at `per_flow` requests/s (the experiment's traffic rate:
+    the cost window's total is capped at 5,000 requests/s, a cluster's traffic is not)."""
+    vcpu = sum((p.cpu_idle.get(x.role) or 0.0) + (p.cpu_per_krps.get(x.role) or 0.0) * through / 1000
+               for x, through in zip(topo.proxies, passes(topo, per_flow), strict=True))
+    return {"per_flow_rate": per_flow, "requests_per_s": round(per_flow * len(topo.cluster.flows), 1),
+            "proxies_vcpu": round(vcpu, 3)}
+
+
+def section(topo: SimTopology, p: Params, spec, redirect: str, hosts: str, traffic_rate: float | None = None) -> dict:
     """The cost section (measure/costrun.section's shape) for one architecture."""
     c = topo.cluster
     flows = len(c.flows)
@@ -156,6 +165,8 @@ def section(topo: SimTopology, p: Params, spec, redirect: str, hosts: str) -> di
         "hosts": hosts,
         "scoping": scoping(topo, p, hosts),
     }
+    if traffic_rate:
+        out["at_traffic_rate"] = at_rate(topo, p, traffic_rate)
     return out
 
 

@@ -49,7 +49,7 @@ class ArchRun:
         out: dict = {"architecture": self.arch, "run": f"sim-{self.arch}", "status": "completed", "error": None,
                      "faults": [], "cost": None, "up_s": None, "timings": {}}
         if exp.cost is not None:
-            out["cost"] = cost.section(self.topo, self.p, exp.cost, exp.redirect, self.hosts)
+            out["cost"] = cost.section(self.topo, self.p, exp.cost, exp.redirect, self.hosts, exp.rate)
         if self.faults_too and (exp.faults or exp.cost is None):
             self._traffic(out)
         return out

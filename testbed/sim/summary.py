@@ -73,8 +73,8 @@ def simulation_lines(journal: dict) -> list[str]:
     lines = [f"simulated {sim.get('nodes')} nodes, {sim.get('pods')} pods, {sim.get('services')} services, "
              f"{sim.get('accounts')} service accounts, {sim.get('flows')} flows; a host is a {sim.get('hosts')}; "
              f"{sim.get('seconds')}s of computing"]
-    head = (f"{'architecture':<12} {'proxies':>8} {'PSS GiB':>8} {'vCPU':>8} {'config KiB max/mean':>20} "
-            f"{'scoped (calls)':>16} {'ids/proxy max':>13}")
+    head = (f"{'architecture':<12} {'proxies':>8} {'PSS GiB all/calls':>18} {'vCPU':>7} {'vCPU @traffic':>13} "
+            f"{'config KiB max all/calls':>25} {'ids/proxy':>9}")
     rows = []
     for arch, r in journal["architectures"].items():
         c = r.get("cost")
@@ -82,13 +82,16 @@ def simulation_lines(journal: dict) -> list[str]:
             continue
         s = c.get("scoping") or {}
         ids = max((v.get("identities_max", 0) for v in (c.get("proxies_summary") or {}).values()), default=0)
-        all_, calls = s.get("all", {}), s.get("calls", {})
-        kib = [x.get(k, 0) / 1024 for x in (all_, calls) for k in ("per_proxy_bytes_max", "per_proxy_bytes_mean")]
-        rows.append(f"{arch:<12} {c['proxies_count']:>8} {c['memory']['pss_mib'] / 1024:>8.1f} "
-                    f"{c['vcpu']['proxies']:>8.2f} {kib[0]:>9.0f}/{kib[1]:<10.0f}{kib[2]:>7.0f}/{kib[3]:<8.0f}"
-                    f"{ids:>13}")
+        pss = "/".join(f"{s.get(k, {}).get('pss_mib', 0) / 1024:.1f}" for k in ("all", "calls"))
+        kib = "/".join(f"{s.get(k, {}).get('per_proxy_bytes_max', 0) / 1024:.0f}" for k in ("all", "calls"))
+        busy = (c.get("at_traffic_rate") or {}).get("proxies_vcpu")
+        rows.append(f"{arch:<12} {c['proxies_count']:>8} {pss:>18} {c['vcpu']['proxies']:>7.2f} "
+                    f"{busy if busy is not None else '-':>13} {kib:>25} {ids:>9}")
     if rows:
+        rate = next((r["cost"].get("at_traffic_rate") for r in journal["architectures"].values()
+                     if r.get("cost") and r["cost"].get("at_traffic_rate")), None)
         lines += ["", head] + rows
-        lines.append("config KiB: the largest and the mean proxy, with every service known (scope all) and with only "
-                     "the called ones (scope calls)")
+        lines.append("PSS and config: with every service known (mesh.scope all) / only the called ones (calls); "
+                     "vCPU: at the cost window's rate" + (f"; @traffic: every flow at {rate['per_flow_rate']:g}/s, "
+                                                          f"{rate['requests_per_s']:g} requests/s" if rate else ""))
     return lines

@@ -49,9 +49,9 @@ def test_the_simulation_matches_the_real_run(runs):
                                  f"({r['rule']})" for r in failed)
     what = {r["what"] for r in got["rows"] if r["required"]}
     assert {"proxies", "memory PSS MiB (+ other Envoys' share)", "memory RSS MiB",
-            "fault 0 (proxy-crash) flows affected", "fault 0 (proxy-crash) requests failed", "fault 0 (proxy-crash) time to recover s",
-            "fault 1 (identity-compromise) identities exposed", "fault 0 (proxy-crash) pods served", "hops per flow",
-            "config clusters (all proxies)"} <= what
+            "fault 0 (proxy-crash) flows affected", "fault 0 (proxy-crash) requests failed",
+            "fault 0 (proxy-crash) time to recover s", "fault 1 (identity-compromise) identities exposed",
+            "fault 0 (proxy-crash) pods served", "hops per flow", "config clusters (all proxies)"} <= what
     assert got["required"] >= 38  # 19 per architecture
 
 

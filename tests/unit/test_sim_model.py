@@ -158,3 +158,19 @@ def test_the_shop_experiment_uses_calibrated_effects_only():
 
 def test_fraction_equality_holds_exactly():
     assert radius.p99(1.0, 0, [0.7]) == Fraction(7, 10)
+
+
+def test_proxies_restarting_at_once_on_a_crowded_host_take_longer(tmp_path):
+    """A crash of node n1 in sidecar restarts its 3 sidecars at once among the run's 6
+    Envoys: each is back after the delay plus its role's base, plus the slope per other
+    Envoy on the host and per other proxy restarting at once (restarts.py)."""
+    exp = _experiment(tmp_path, "  - {kind: proxy-crash, target: {node: n1}, at: 3s, restartDelay: 2s}\n"
+                                "  - {kind: proxy-crash, target: {pod: db-0}, at: 10s, restartDelay: 2s}\n",
+                      duration="16s")
+    node, pod = ArchRun(exp, SimCluster(exp.cluster), "sidecar", PARAMS, "machine").result()["faults"]
+    base = PARAMS.crash_restart_s["sidecar"] + 5 * PARAMS.per_host_envoy
+    assert pod["ended_at"] - pod["injected_at"] == pytest.approx(2 + base, abs=0.002)
+    assert node["ended_at"] - node["injected_at"] == pytest.approx(2 + base + 2 * PARAMS.per_concurrent_restart,
+                                                                   abs=0.002)
+    spread = ArchRun(exp, SimCluster(exp.cluster), "sidecar", PARAMS, "node").result()["faults"][1]
+    assert spread["ended_at"] < pod["ended_at"]  # a node of its own: 3 Envoys share its CPUs, not 6
