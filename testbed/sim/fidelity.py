@@ -55,13 +55,22 @@ def _others_share_mib(cost: dict, shared_kib: float | None) -> float:
     return max(taken, 0.0) / 1024
 
 
+def _hops_text(hops: dict[str, int]) -> str:
+    tally: dict[int, int] = {}
+    for n in hops.values():
+        tally[n] = tally.get(n, 0) + 1
+    return f"{len(hops)} flows: " + ", ".join(f"{k} hops x{v}" for k, v in sorted(tally.items()))
+
+
 def _cost_rows(arch, costs: list[dict], sc: dict, shared_kib) -> list[dict]:
     rc = costs[0]
     rows = [_count(arch, "proxies", rc["proxies_count"], sc["proxies_count"])]
     for k in COUNTS:
         rows.append(_count(arch, f"config {k} (all proxies)", rc["config_totals"].get(k), sc["config_totals"].get(k)))
-    rows.append(_count(arch, "hops per flow", sorted((f, h["hops"]) for f, h in rc.get("hops", {}).items()),
-                       sorted((f, h["hops"]) for f, h in sc.get("hops", {}).items())))
+    hops = [{f: h["hops"] for f, h in c.get("hops", {}).items()} for c in (rc, sc)]
+    row = _count(arch, "hops per flow", *(_hops_text(h) for h in hops))
+    row["within"] = hops[0] == hops[1]  # flow by flow, not only the tally shown
+    rows.append(row)
     others = [_others_share_mib(c, shared_kib) for c in costs]
     alone = [round(c["memory"]["pss_mib"] + o, 2) for c, o in zip(costs, others, strict=True)]
     row = _measured(arch, "memory PSS MiB (+ other Envoys' share)", alone, sc["memory"]["pss_mib"],

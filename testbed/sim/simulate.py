@@ -35,7 +35,7 @@ def header(exp: Experiment, spec_text: str, params: Params, scale: Scale, hosts:
                                           "idle": exp.cost.idle, "warmup": 0.0}
     cal = params.data
     return {"engine": "simpy", "simulated": True, "experiment": exp.name, "source": exp.source,
-            "environment": dict(environment(None), simpy=version("simpy")), "seed": exp.seed,
+            "environment": dict(environment(_envoy(cal)), simpy=version("simpy")), "seed": exp.seed,
             "redirect": exp.redirect,
             "traffic": {"rate": exp.rate, "duration": exp.duration, "longLivedInterval": STREAM_INTERVAL,
                         "cleanWindow": 3.0},
@@ -62,6 +62,12 @@ def command(exp: Experiment, params: Params, scale: Scale, hosts: str | None, ar
         parts.append(f"--calibration {params.source}")
     parts += [f"--arch {a}" for a in archs or ()]
     return " ".join(parts + [f"--out {out}"])
+
+
+def _envoy(calibration: dict) -> str | None:
+    """The Envoy the calibration measured: what the simulated figures are of."""
+    versions = {(f.get("environment") or {}).get("envoy") for f in calibration.get("from", [])} - {None}
+    return ", ".join(sorted(versions)) or None
 
 
 def _timeline(rows: list[dict]) -> str:

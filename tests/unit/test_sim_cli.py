@@ -27,7 +27,7 @@ def test_simulate_writes_a_journal_marked_simulated_that_the_report_draws(tmp_pa
     assert j["simulation"]["pods"] == 6 and j["simulation"]["hosts"] == "machine"
     node = j["architectures"]["node"]
     assert node["cost"]["proxies_count"] == 3 and node["files"]["timeline"] == "timeline-node.csv"
-    crash = node["faults"][1]
+    crash = node["faults"][0]
     assert crash["kind"] == "proxy-crash" and crash["proxies"] == ["node-n2"] and crash["pods_served"] == 3
     r = CliRunner().invoke(main, ["report", str(out), "--out", str(tmp_path / "rep")])
     assert r.exit_code == 0, r.output
@@ -51,9 +51,9 @@ def test_a_cluster_beyond_one_machine(tmp_path):
     assert node["proxies_count"] == 250 and j["architectures"]["sidecar"]["cost"]["proxies_count"] == 1000
     assert set(node["scoping"]) == {"all", "calls"}
     assert node["scoping"]["calls"]["per_proxy_bytes_max"] < node["scoping"]["all"]["per_proxy_bytes_max"]
-    ident = j["architectures"]["node"]["faults"][3]
+    ident = j["architectures"]["node"]["faults"][2]
     assert ident["kind"] == "identity-compromise" and len(ident["identities_exposed"]) == 4  # 4 pods, 4 accounts
-    assert journal.load(out)["architectures"]["node"]["faults"][1]["pods_served"] == 4
+    assert journal.load(out)["architectures"]["node"]["faults"][0]["pods_served"] == 4
 
 
 def test_a_sweep_is_simulated_step_by_step_but_not_scaled(tmp_path):
