@@ -10,8 +10,10 @@
 - CPU: per role, the idle rate (the idle window) and the vCPU per 1,000 requests/s crossing
   a proxy (the steady window, requests counted as cost.passes counts them); the workloads'
   vCPU per 1,000 requests/s beside it;
-- latency: per role and redirection, the p50/p90/p99 a proxy adds to a request, fitted over
-  the flows of every window against the `none` baseline of the same run and step."""
+- latency: per role and redirection, the p50/p90/p99 a proxy adds to a request: per window
+  and path, the median over its flows of each flow's percentile less the same flow's under
+  `none` in the same run and step; then per path the median over windows (a loaded window
+  is one of many), fitted over the paths."""
 
 from __future__ import annotations
 
@@ -159,22 +161,32 @@ def latency(costs: list[CostWindow]) -> dict:
         if not base:
             continue
         topo = c.topology()
+        by_path: dict[tuple, dict[str, list[float]]] = {}  # a window counts once per path, however many flows
         for (src, dst), vs in c.latencies().items():
             if not base.get((src, dst)):
                 continue
-            roles = [topo.proxies[k].role for k in topo.path(src, topo.cluster.pods_by_service[dst][0].name, dst)]
+            roles = tuple(topo.proxies[k].role for k in topo.path(src, topo.cluster.pods_by_service[dst][0].name, dst))
             for q in QUANTILES:
                 added = percentile(vs, int(q[1:])) - percentile(base[(src, dst)], int(q[1:]))
+                by_path.setdefault(roles, {}).setdefault(q, []).append(added)
+        for roles, qs in by_path.items():
+            for q, added in qs.items():
                 r = rows.setdefault(c.redirect, {}).setdefault(q, ([], [], []))
                 r[0].append([float(roles.count(role)) for role in ROLES])
-                r[1].append(added)
-                r[2].append({"window": c.label, "flow": f"{src}->{dst}", "roles": roles, "added_ms": round(added, 3)})
+                r[1].append(statistics.median(added))
+                r[2].append({"window": c.label, "roles": list(roles), "flows": len(added),
+                             "added_ms": round(statistics.median(added), 3)})
     per_hop: dict[str, dict] = {}
     for redirect, by_q in rows.items():
         for q, (x, y, pts) in by_q.items():
-            present = [k for k, role in enumerate(ROLES) if any(r[k] for r in x)]
-            got = fit.linear([[r[k] for k in present] for r in x], y, [ROLES[k] for k in present])
-            quality = got.pop("quality")
+            paths: dict[tuple, list[float]] = {}  # the median over windows per path: a loaded window is one of many
+            for row, added in zip(x, y, strict=True):
+                paths.setdefault(tuple(row), []).append(added)
+            px = [list(k) for k in paths]
+            py = [statistics.median(v) for v in paths.values()]
+            present = [k for k, role in enumerate(ROLES) if any(r[k] for r in px)]
+            got = fit.linear([[r[k] for k in present] for r in px], py, [ROLES[k] for k in present])
+            quality = dict(got.pop("quality"), windows=len(y))
             for role in (ROLES[k] for k in present):
                 e = per_hop.setdefault(redirect, {}).setdefault(role, {})
                 e[q] = _entry(max(got[role]["value"], 0.0), "ms", "fit",
