@@ -163,6 +163,8 @@ def section(topo: SimTopology, p: Params, spec, redirect: str, hosts: str, traff
         "latency_added_ms": added,
         "hops": hops,
         "hosts": hosts,
+        "latency_from": redirect if redirect in p.per_hop else
+        f"{next(iter(p.per_hop), 'nothing')}: the calibration has no {redirect} runs",
         "scoping": scoping(topo, p, hosts),
     }
     if traffic_rate:
