@@ -107,7 +107,7 @@ def html(report: Report) -> str:
         title=title, built=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), runs=report.runs,
         scorecard=report.scorecard, archs=archs, link=lambda c: anchor_of(report, c.sources[0]) if c.sources else "",
         comparison=report.comparison, compare_rules=COMPARE_RULES.split("\n\n", 1)[0], costs=report.costs,
-        sweeps=report.sweeps, faults=report.faults, references=report.references,
+        fidelity=report.fidelity, sweeps=report.sweeps, faults=report.faults, references=report.references,
         cost_plots=_cost_plots(report), sweep_plots=_sweep_plots(report), fault_plots=_fault_plots(report),
         fmt=_fmt, pct=_pct, hops=_hops, env=lambda run: run.journal.get("environment") or {},
         journal_cost=lambda run: run.journal.get("cost_settings") or {},

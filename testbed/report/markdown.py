@@ -41,6 +41,14 @@ def markdown(report: Report) -> str:
                           f"{e.get('flows_affected')}/{e.get('flows_total')}" if e.get("measured", True) else "-",
                           e.get("requests_failed"), e.get("time_to_recover"), len(e.get("identities_exposed", []))]
                          for a, e in f.by_arch.items()])
+    for f in report.fidelity:
+        lines += [f"## Real and simulated: {f['within']} of {f['required']} required figures agree", "",
+                  f"Real {', '.join(f'`{r}`' for r in f['real'])}, simulated `{f['simulated']}`; counts must be "
+                  "equal, measured figures within "
+                  "10 % or the run-to-run spread (docs/simulation.md).", ""]
+        lines += _table(["architecture", "what", "real", "simulated", "rule", "agree"],
+                        [[r["arch"], r["what"], r["real"], r["simulated"], r["rule"],
+                          ("yes" if r["within"] else "NO") + ("" if r["required"] else " (shown)")] for r in f["rows"]])
     if report.comparison:
         lines += ["## What changed from A to B", ""]
         lines += _table(["architecture", "what", "A", "B", "beyond the noise"],

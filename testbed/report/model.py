@@ -57,6 +57,7 @@ class Report:
     sweeps: list[tuple[RunView, dict]]
     comparison: dict | None
     references: list[dict]
+    fidelity: list[dict] = field(default_factory=list)  # real and simulated runs of one experiment, side by side
 
 
 def _timeline(base: Path, result: dict) -> list[dict]:
@@ -68,7 +69,10 @@ def _timeline(base: Path, result: dict) -> list[dict]:
 
 
 def rerun_command(j: dict) -> str:
-    """How to get this result again: the experiment as run, copied beside its journal."""
+    """How to get this result again: the experiment as run, copied beside its journal (a
+    simulation: the command that made it)."""
+    if j.get("simulated"):
+        return j.get("command") or "testbed simulate"
     out = Path(j["_path"]).parent
     archs = " ".join(f"--arch {a}" for a in j["architectures"])
     return f"testbed run {out / 'experiment.yaml'} {archs} --out {out}-again".replace("  ", " ")
@@ -87,7 +91,8 @@ def build(paths: list[str | Path]) -> Report:
             by_arch = {a: r["faults"][i] for a, r in j["architectures"].items() if len(r.get("faults", [])) > i}
             first = next(iter(by_arch.values()))
             t = first["target"]
-            label = f"{first['kind']} on {t['kind']} {t['name']} at {first['at']:g}s ({j['experiment']})"
+            label = f"{first['kind']} on {t['kind']} {t['name']} at {first['at']:g}s ({j['experiment']}" \
+                    f"{', simulated' if run.simulated else ''})"
             view = FaultView(f"fault-{k}-{i}", j["_path"], i, label, first["kind"], first["at"], by_arch)
             view.timelines = {a: _timeline(base, j["architectures"][a]) for a in by_arch}
             faults.append(view)
@@ -96,7 +101,19 @@ def build(paths: list[str | Path]) -> Report:
     costs = [c for c in costs if c[1]]
     sweeps = [(run, run.journal["sweep"]) for run in runs if run.journal.get("sweep")]
     comparison = compare(loaded[0], loaded[1]) if len(loaded) == 2 else None
-    return Report(runs, scorecard(loaded), faults, costs, sweeps, comparison, REFERENCES)
+    return Report(runs, scorecard(loaded), faults, costs, sweeps, comparison, REFERENCES, fidelity(loaded))
+
+
+def fidelity(loaded: list[dict]) -> list[dict]:
+    """Each simulated run beside the real runs of the same experiment (sim/fidelity.py)."""
+    from ..sim.fidelity import compare as side_by_side
+
+    out = []
+    for sim in (j for j in loaded if j.get("simulated")):
+        real = [j for j in loaded if not j.get("simulated") and j["experiment"] == sim["experiment"]]
+        if real:
+            out.append(side_by_side(real[0], sim, real, (sim.get("simulation") or {}).get("shared_kib")))
+    return out
 
 
 def anchor_of(report: Report, source: dict) -> str:

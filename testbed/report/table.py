@@ -8,7 +8,7 @@ def _cell(f: dict) -> str:
     if (f.get("details") or {}).get("not_applicable"):
         return "n/a (no proxy)"
     if not f.get("measured", True):
-        return "not injected"
+        return "not modelled" if f.get("simulated") else "not injected"
     if f["kind"] == "identity-compromise":
         return f"{len(f['identities_exposed'])} ids, {len(f['reachable_pairs'])} pairs"
     cell = f"{f['flows_affected']}/{f['flows_total']} flows, {f['requests_failed']} failed"
