@@ -460,18 +460,13 @@ def demo(quick, out_dir):
         sys.exit(1)
 
 
-<<<<<<< HEAD
 from .export.cli import collect_cmd, export_group  # noqa: E402 - registered last, beside the other commands
+from .sim import cli as _sim  # noqa: E402 - the simulation's commands, registered last
 
 main.add_command(export_group)
 main.add_command(collect_cmd)
-
-=======
-from .sim import cli as _sim  # noqa: E402 - the simulation's commands, registered last
-
 main.add_command(_sim.calibrate)
 main.add_command(_sim.simulate)
->>>>>>> simulation
 
 if __name__ == "__main__":
     main()
