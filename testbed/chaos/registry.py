@@ -24,10 +24,11 @@ class NotApplicable(Fault):
 
     kind = "not-applicable"
 
-    def __init__(self, spec: FaultSpec, ctx: ChaosContext, index: int = 0):
+    def __init__(self, spec: FaultSpec, ctx: ChaosContext, index: int = 0, why: str | None = None):
         super().__init__(spec, ctx, index)
         self.kind = spec.kind
-        self.details = {"not_applicable": f"{spec.kind} acts on proxies, and architecture {ctx.arch} has no proxy"}
+        self.details = {"not_applicable": why or f"{spec.kind} acts on proxies, and architecture {ctx.arch} has no "
+                                                 "proxy"}
 
     def start(self) -> None:
         pass
@@ -43,4 +44,7 @@ def make_fault(spec: FaultSpec, ctx: ChaosContext, index: int = 0) -> Fault:
     """`index`: the fault's place in the experiment, which names what it creates."""
     if ctx.mesh is None and KINDS[spec.kind].needs_proxy:
         return NotApplicable(spec, ctx, index)
-    return FAULTS[spec.kind](spec, ctx, index)
+    fault = FAULTS[spec.kind](spec, ctx, index)
+    if KINDS[spec.kind].needs_proxy and not fault.proxies:  # e.g. `proxy: l7` where no L7 proxy serves the target
+        return NotApplicable(spec, ctx, index, f"no proxy of {ctx.arch} serves {spec.target.describe()}")
+    return fault

@@ -1,8 +1,10 @@
 """Two runs side by side: what changed from A to B beyond the noise. The rules, stated with
 each change in the report:
 
-- requests failed: beyond the noise when the two runs' noise bands (`requests_failed_band`,
-  two standard deviations of what baseline errors alone give) do not overlap;
+- requests failed: beyond the noise when the two runs' noise bands do not overlap; each
+  band is the wider of `requests_failed_band` (two standard deviations of what baseline
+  errors alone give) and two standard deviations of the count itself taken as Poisson
+  (`2 sqrt(n)`), so a run without baseline errors does not get a band of zero width;
 - latency (from the cost windows' records): when the bootstrap interval of B - A excludes 0;
 - memory (PSS): when it moved by more than 5 %, CPU per 1,000 rps by more than 25 % (the
   spread seen between repeated runs on our 2-core machines);
@@ -13,6 +15,7 @@ each change in the report:
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from ..measure import latency
@@ -28,6 +31,15 @@ def _lat(j: dict, arch: str) -> list[float]:
         return []
     with open(path) as f:
         return [r["latency_ms"] for r in map(json.loads, f) if r.get("status") == 200]
+
+
+def _band(f: dict) -> tuple[float, float] | None:
+    n = f.get("requests_failed")
+    if n is None:
+        return None
+    lo, hi = f.get("requests_failed_band") or (n, n)
+    poisson = 2 * math.sqrt(max(n, 1))
+    return min(lo, n - poisson), max(hi, n + poisson)
 
 
 def _relative(a, b) -> float | None:
@@ -52,7 +64,7 @@ def compare(a: dict, b: dict) -> dict:
                         if len(fa.get(key, [])) != len(fb.get(key, [])):
                             changes.append({"arch": arch, "what": f"fault {i} {key}", "a": len(fa.get(key, [])),
                                             "b": len(fb.get(key, [])), "beyond_noise": None, "rule": "count"})
-                band_a, band_b = fa.get("requests_failed_band"), fb.get("requests_failed_band")
+                band_a, band_b = _band(fa), _band(fb)
                 if fa.get("requests_failed") != fb.get("requests_failed") and band_a and band_b:
                     apart = band_a[1] < band_b[0] or band_b[1] < band_a[0]
                     changes.append({"arch": arch, "what": f"fault {i} ({fa['kind']}) requests_failed",

@@ -17,7 +17,8 @@ from ..cluster.plan import ClusterPlan
 from ..wait import wait_for
 from .matrix import edges
 
-START_LEAD = 0.5  # seconds between asking the agents to start and the common start time
+START_LEAD = 0.5  # seconds between asking the agents to start and the common start time...
+LEAD_PER_AGENT = 0.03  # ... plus this per agent asked (hundreds of agents on a busy machine take seconds)
 STREAM_INTERVAL = 0.2  # seconds between requests on each flow's long-lived connection
 
 
@@ -76,7 +77,9 @@ def start(cluster, rate: float, seconds: float, out: Path, streams: bool = False
     run's state, which teardown deletes)."""
     plan, run = cluster.plan, cluster.run
     out.mkdir(parents=True, exist_ok=True)
-    traffic = Traffic(time.time() + START_LEAD, seconds, out)
+    callers = [p for p in plan.pods if plan.spec.calls_from(p.service)]
+    lead = START_LEAD + LEAD_PER_AGENT * len(callers) * (2 if streams else 1)
+    traffic = Traffic(time.time() + lead, seconds, out)
     for pod in plan.pods:
         targets = [{"service": s, "url": f"http://{plan.service(s).vip}:{plan.service(s).port}/"}
                    for s in plan.spec.calls_from(pod.service)]
