@@ -126,16 +126,21 @@ def validate(spec_file):
               help="How app traffic reaches its proxy, and how service addresses are translated (with --arch "
                    "none too: eBPF balances at the socket, iptables DNATs in the nodes).")
 @click.option("--run-id", metavar="ID", help="Name the run (1-10 of a-z0-9); default: random.")
+@click.option("--backend", type=click.Choice(runner.BACKENDS), default=runner.DEFAULT_BACKEND, show_default=True,
+              help="What builds the nodes and pods: network namespaces made directly, or Mininet hosts and "
+                   "switches (then `testbed cli` opens Mininet's CLI on them). Everything else is the same.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's status as JSON.")
-def up(spec_file, arch, redirect, run_id, as_json):
+def up(spec_file, arch, redirect, run_id, backend, as_json):
     """Build the cluster described by SPEC_FILE and leave it running."""
-    st = runner.up(spec_file, arch, redirect, run_id, progress=_progress)
+    st = runner.up(spec_file, arch, redirect, run_id, progress=_progress, backend=backend)
     if as_json:
         click.echo(json.dumps(st, indent=1))
     else:
         click.echo(f"run {st['run']} is up: {len(st['nodes'])} nodes, {len(st['pods'])} pods, "
                    f"{len(st['services'])} services in {st['timings'].get('up', 0):.2f}s")
         click.echo(f"  testbed status --run {st['run']}    testbed down --run {st['run']}")
+        if backend == "mininet":
+            click.echo(f"  testbed cli --run {st['run']}       (Mininet's CLI: nodes, net, pingall, <pod> ip addr)")
 
 
 @main.command()
@@ -149,7 +154,7 @@ def status(run_id, as_json):
         click.echo(json.dumps(st, indent=1))
         return
     click.echo(f"run {st['run']} ({st['status']}), architecture {st['architecture']}, "
-               f"redirect {st['redirect']}, spec {st['spec']}")
+               f"redirect {st['redirect']}, backend {st['backend']}, spec {st['spec']}")
     click.echo("nodes:")
     for n in st["nodes"]:
         click.echo(f"  {n['name']:<14} {n['ip']:<15} pods {n['podCIDR']:<16} netns {n['netns']}")
@@ -190,6 +195,32 @@ def exec(run_id, pod, command):  # noqa: A001 - the command's name
     except FileNotFoundError:
         raise TestbedError(f"command not found: {command[0]}") from None
     sys.exit(code)
+
+
+@main.command(name="cli")
+@run_option
+def mininet_cli(run_id):
+    """Open Mininet's CLI on a running cluster: nodes and pods are its hosts, the fabric and
+    each node's pod bridge its switches. A command given to a pod runs in the pod's
+    namespace and cgroup, like `testbed exec`. `exit` (or Ctrl-D) leaves the cluster running.
+
+    \b
+    mininet> nodes                      # every host and switch
+    mininet> net                        # the links
+    mininet> pingall                    # every host pings every other
+    mininet> frontend-0 ip addr
+    mininet> frontend-0 curl -s http://198.18.128.2:8080/
+    Scripted: printf 'pingall\\n' | testbed cli --run ID
+    """
+    from .cluster.mininet_cli import run_cli
+
+    runner.require_root()
+    cluster = runner.cluster_of(run_id)
+    plan = cluster.plan
+    click.echo(f"Mininet's CLI on run {plan.run_id} (built by the {runner.backend_of(cluster.run)} backend): "
+               f"{len(plan.nodes)} nodes and {len(plan.pods)} pods as hosts, {len(plan.nodes) + 1} bridges as "
+               "switches. `exit` leaves the cluster running.", err=True)
+    run_cli(plan)
 
 
 @main.command(name="proxy-config")
