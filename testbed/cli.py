@@ -284,8 +284,10 @@ def _kinds_help() -> str:
               help="Where journal.json and the record files go (default: out/<experiment>-<time>).")
 @click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 50),
               help="Run the whole experiment N times (OUT/rep-1 ... rep-N), for medians and ranges in the report.")
+@click.option("--backend", type=click.Choice(runner.BACKENDS), default=runner.DEFAULT_BACKEND, show_default=True,
+              help="What builds each architecture's cluster (see `testbed up --help`); the journal records it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the journal as JSON.")
-def run_cmd(experiment_file, archs, out_dir, repeat, as_json):
+def run_cmd(experiment_file, archs, out_dir, repeat, backend, as_json):
     """Run a chaos experiment in each architecture: steady traffic, faults injected and
     reverted on schedule, the blast radius of each, side by side; with a `cost:` section,
     what each architecture costs (CPU, memory, config, latency against `none`). The journal
@@ -309,7 +311,8 @@ def run_cmd(experiment_file, archs, out_dir, repeat, as_json):
         target = out_dir / f"rep-{i + 1}" if repeat > 1 else out_dir
         if repeat > 1:
             _progress(f"repetition {i + 1} of {repeat}")
-        journal = run_experiment(exp, text, list(archs) or None, target, progress=_progress, repeat=(i, repeat))
+        journal = run_experiment(exp, text, list(archs) or None, target, progress=_progress, repeat=(i, repeat),
+                                 backend=backend)
         failed = failed or journal["status"] != "completed"
     if as_json:
         click.echo(json.dumps(journal, indent=1))
@@ -326,6 +329,39 @@ def run_cmd(experiment_file, archs, out_dir, repeat, as_json):
 
 
 run_cmd.help = run_cmd.help.replace("{kinds}", _kinds_help())
+
+
+@main.command(name="rerun")
+@click.argument("journal", type=click.Path(exists=True))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Where the new journal and record files go (default: beside the original, <its directory>-rerun).")
+@click.option("--json", "as_json", is_flag=True, help="Print the new journal's comparison with the original as JSON.")
+def rerun_cmd(journal, out_dir, as_json):
+    """Reproduce a run from its journal alone (JOURNAL: a journal.json or the directory
+    holding it): the same experiment, from the journal's own copy with the cluster it ran on,
+    in the same architectures, with the same seed, redirection and backend. Then say whether
+    the two runs agree within noise (`testbed report A B` shows the detail). Exit code 1 when
+    an architecture failed."""
+    from .report.compare import compare
+    from .report.table import fault_table
+    from .rerun import rerun
+
+    result = rerun(journal, out_dir, progress=_progress)
+    new, old = result["journal"], result["original"]
+    cmp = compare(old, new)
+    if as_json:
+        click.echo(json.dumps({"original": old["_path"], "rerun": new["_path"], "agree": cmp["agree"],
+                               "verdict": cmp["verdict"], "environment_changes": result["environment_changes"],
+                               "comparison": cmp}, indent=1, default=str))
+    else:
+        click.echo("\n".join(fault_table(new)))
+        click.echo(f"\nwritten in {Path(new['_path']).parent}")
+        for change in result["environment_changes"]:
+            click.echo(f"environment differs: {change}")
+        click.echo(f"verdict: {cmp['verdict']}")
+        click.echo(f"next: testbed report {Path(old['_path']).parent} {Path(new['_path']).parent}")
+    if new["status"] != "completed":
+        sys.exit(1)
 
 
 @main.group()
@@ -436,7 +472,8 @@ def report(dirs, out_dir, as_json):
     """Draw the report of one or more runs from their journals only (no root, no testbed
     state): report.html (one self-contained page, plots inside) and report.md, with the
     scorecard of the trade-offs, the costs, every fault side by side, and how to rerun each
-    result. Give two runs of one experiment to see what changed beyond the noise; give the
+    result. Give two runs of one experiment to see what changed beyond the noise, and a
+    one-line verdict: whether they agree within noise (`testbed rerun` should); give the
     rep-* directories of `run --repeat` for medians and ranges."""
     from dataclasses import asdict
 
@@ -447,8 +484,9 @@ def report(dirs, out_dir, as_json):
     html_path, md_path = html.write(list(dirs), out_dir or dirs[0])
     model = build(list(dirs))
     if as_json:
-        click.echo(json.dumps({"scorecard": [asdict(r) for r in model.scorecard], "comparison": model.comparison},
-                              indent=1, default=str))
+        verdict = {k: model.comparison[k] for k in ("agree", "verdict")} if model.comparison else None
+        click.echo(json.dumps({"scorecard": [asdict(r) for r in model.scorecard], "comparison": model.comparison,
+                               "verdict": verdict}, indent=1, default=str))
         return
     click.echo("\n".join(terminal(model.scorecard)))
     if model.comparison:
@@ -456,6 +494,7 @@ def report(dirs, out_dir, as_json):
         click.echo(f"\n{len(moved)} change(s) beyond the noise" + (":" if moved else ""))
         for c in moved:
             click.echo(f"  {c['arch']}: {c['what']}: {c['a']} -> {c['b']} ({c['rule']})")
+        click.echo(f"verdict: {model.comparison['verdict']}")
     click.echo(f"\nwritten: {html_path} and {md_path}")
 
 

@@ -42,7 +42,7 @@ def markdown(report: Report) -> str:
                           e.get("requests_failed"), e.get("time_to_recover"), len(e.get("identities_exposed", []))]
                          for a, e in f.by_arch.items()])
     if report.comparison:
-        lines += ["## What changed from A to B", ""]
+        lines += ["## What changed from A to B", "", f"Verdict: {report.comparison['verdict']}.", ""]
         lines += _table(["architecture", "what", "A", "B", "beyond the noise"],
                         [[c["arch"], c["what"], c["a"], c["b"], c["beyond_noise"]]
                          for c in report.comparison["changes"]])
