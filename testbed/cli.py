@@ -365,6 +365,51 @@ def rerun_cmd(journal, out_dir, as_json):
 
 
 @main.group()
+def lab():
+    """Teaching labs (labs/): `testbed lab list`, then each lab's README, then
+    `testbed lab check N` to verify your cluster."""
+
+
+@lab.command(name="list")
+def lab_list():
+    """The labs, with their READMEs."""
+    from .labs.catalog import labs
+
+    for found in labs():
+        click.echo(f"{found.number}  {found.title():<52} {found.readme.relative_to(found.dir.parent.parent)}")
+
+
+@lab.command(name="check")
+@click.argument("number", type=int)
+@click.option("--run", "run_id", metavar="ID", help="The run to check (default: the one the lab's README builds).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def lab_check(number, run_id, as_json):
+    """Verify your running cluster against lab NUMBER's check.yaml: a summary line per item,
+    and for each failed one what is missing and a hint. Exit code 0 only when everything
+    holds."""
+    from .labs.catalog import lab as find_lab
+    from .labs.verify import verify
+
+    checks = find_lab(number).checks()
+    runner.require_root()
+    results = verify(checks, run_id)
+    good = sum(r.ok for r in results)
+    if as_json:
+        click.echo(json.dumps({"lab": number, "run": run_id or checks.run, "ok": good == len(results),
+                               "results": [vars(r) for r in results]}, indent=1))
+    else:
+        click.echo(f"lab {number}: {checks.title} (run {run_id or checks.run})")
+        for r in results:
+            click.echo(f"  {'ok  ' if r.ok else 'FAIL'}  {r.what}: {r.detail}")
+            if r.hint:
+                click.echo(f"        hint: {r.hint}")
+        click.echo(f"all {len(results)} checks hold" if good == len(results) else
+                   f"{good} of {len(results)} checks hold; {len(results) - good} failed")
+    if good != len(results):
+        sys.exit(1)
+
+
+@main.group()
 def bench():
     """Benchmarks that compare variants inside one run."""
 
