@@ -1,11 +1,12 @@
 """Two runs side by side: what changed from A to B beyond the noise. The rules, stated with
 each change in the report:
 
-- requests failed: beyond the noise when the two runs' noise bands do not overlap, each
-  band being `requests_failed_band` (two standard deviations of what baseline errors alone
-  give) widened by two standard deviations of the count itself (its square root: a count
-  of failures varies from run to run like a Poisson count, with how long a proxy really
-  took to come back, which requests were in flight);
+- requests failed, per second of the fault window (a crashed proxy that took longer to come
+  back fails for longer; the window says how long): beyond the noise when the two runs'
+  noise bands do not overlap, each band being `requests_failed_band` (two standard
+  deviations of what baseline errors alone give) widened by two standard deviations of the
+  count itself (its square root: a count of failures varies from run to run like a Poisson
+  count, with which requests were in flight), divided by the window's length;
 - latency (from the cost windows' records): when the bootstrap interval of B - A excludes 0;
 - memory (PSS): when it moved by more than 5 %, CPU per 1,000 rps by more than 25 % (the
   spread seen between repeated runs on our 2-core machines);
@@ -40,10 +41,13 @@ def _lat(j: dict, arch: str) -> list[float]:
         return [r["latency_ms"] for r in map(json.loads, f) if r.get("status") == 200]
 
 
-def _widened(band: list, count) -> tuple[float, float]:
-    """A noise band widened by two standard deviations of a Poisson count."""
-    spread = 2 * math.sqrt(max(count or 0, 0))
-    return band[0] - spread, band[1] + spread
+def _per_second(fault: dict, band: list) -> tuple[float, float]:
+    """A fault's requests-failed noise band, widened by two standard deviations of a Poisson
+    count, per second of its fault window (whole counts when the window is unknown)."""
+    spread = 2 * math.sqrt(max(fault.get("requests_failed") or 0, 0))
+    window = fault.get("fault_window") or []
+    seconds = window[1] - window[0] if len(window) == 2 and None not in window and window[1] > window[0] else 1.0
+    return (band[0] - spread) / seconds, (band[1] + spread) / seconds
 
 
 def _relative(a, b) -> float | None:
@@ -84,11 +88,11 @@ def compare(a: dict, b: dict) -> dict:
                 band_a, band_b = fa.get("requests_failed_band"), fb.get("requests_failed_band")
                 compared += bool(band_a and band_b)
                 if fa.get("requests_failed") != fb.get("requests_failed") and band_a and band_b:
-                    wide_a, wide_b = _widened(band_a, fa["requests_failed"]), _widened(band_b, fb["requests_failed"])
+                    wide_a, wide_b = _per_second(fa, band_a), _per_second(fb, band_b)
                     apart = wide_a[1] < wide_b[0] or wide_b[1] < wide_a[0]
                     changes.append({"arch": arch, "what": f"fault {i} ({fa['kind']}) requests_failed",
                                     "a": fa["requests_failed"], "b": fb["requests_failed"], "beyond_noise": apart,
-                                    "rule": "noise bands (+ 2 sqrt of each count) overlap?"})
+                                    "rule": "noise bands per second (+ 2 sqrt of each count) overlap?"})
         ca, cb = ra.get("cost"), rb.get("cost")
         if ca and cb:
             rel = _relative(ca["memory"]["pss_mib"], cb["memory"]["pss_mib"])
