@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import sys
 
+from .. import naming
 from ..errors import TestbedError
-from . import netns
+from . import cgroups, netns
 from .mininet_backend import add_nodes, wire
 from .plan import ClusterPlan
 
@@ -28,6 +29,7 @@ def attached_net(plan: ClusterPlan):
     if missing:
         raise TestbedError(f"run {plan.run_id} is not complete (no namespace {', '.join(missing[:3])}"
                            f"{' ...' if len(missing) > 3 else ''}): `testbed clean --run {plan.run_id}` removes it")
+    cgroups.create(naming.shells_cgroup(plan.run_id))  # a run the namespace backend built has none yet
     net = TestbedNet()
     try:
         wire(net, plan, add_nodes(net, plan, create=False), create=False)

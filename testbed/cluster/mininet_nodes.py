@@ -19,6 +19,8 @@ stops it by either, with no help from `mn -c`.
 
 from __future__ import annotations
 
+import os
+
 from mininet.link import Intf, Link
 from mininet.net import Mininet
 from mininet.node import Host
@@ -26,7 +28,7 @@ from mininet.nodelib import LinuxBridge
 from pyroute2 import netns as pr_netns
 
 from ..errors import TestbedError
-from . import netns, procs
+from . import cgroups, netns, procs
 from .plan import BRIDGE
 
 
@@ -62,6 +64,12 @@ class InNamedNetns:
         super().__init__(name, inNamespace=True, **params)
 
     def startShell(self, mnopts=None):  # noqa: N802 - Mininet's naming
+        # Mininet waits for its shell's prompt with no timeout: a shell that cannot start
+        # (no cgroup to join, no namespace to enter) would hang it, so check first
+        if not os.path.isdir(cgroups.path(self.cgroup_rel)):
+            raise TestbedError(f"Mininet node {self.name}: no cgroup {self.cgroup_rel} to start its shell in")
+        if not self.create_netns and not netns.exists(self.netns_name):
+            raise TestbedError(f"Mininet node {self.name}: no namespace {self.netns_name} to enter")
         if not self.create_netns:
             self.inNamespace = False  # no `mnexec -n`: the shell enters the named namespace (_popen)
             try:
