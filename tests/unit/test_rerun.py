@@ -94,3 +94,11 @@ def test_report_prints_the_verdict_and_puts_it_in_its_json(tmp_path):
     r = CliRunner().invoke(main, ["report", str(a), str(b), "--out", str(tmp_path / "ab"), "--json"])
     got = json.loads(r.output)
     assert got["verdict"]["agree"] is True and got["verdict"]["verdict"].startswith("the two runs agree")
+
+
+def test_the_report_says_how_to_rerun_a_run():
+    from testbed.report.model import rerun_command
+
+    assert rerun_command(recorded()) == "testbed rerun /far/away/out/crash/journal.json"
+    assert rerun_command(recorded(spec=None)) == \
+        "testbed run /far/away/out/crash/experiment.yaml --arch node --arch sidecar --out /far/away/out/crash-again"
