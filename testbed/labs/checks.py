@@ -29,12 +29,12 @@ from pathlib import Path
 from .. import yamlsrc
 from ..checker import Checker
 from ..errors import SpecError
-from ..mesh.topology import ARCHITECTURES
+from ..mesh.topology import ARCHITECTURES, ROLES
+from ..redirect.ebpf import InboundStats, Stats
 from ..spec import ClusterSpec
 
-ROLES = ("sidecar", "node", "node-sa", "micro", "l7")
-COUNTERS = ("redirected", "balanced", "orig_dst", "sc_sockets", "sc_msgs", "sc_bytes", "inbound_steered",
-            "inbound_dropped")
+# what `testbed bpf stats` shows per pod: the programs' counters, and the inbound ones
+COUNTERS = tuple(f for f, _ in Stats._fields_) + tuple(f"inbound_{f}" for f, _ in InboundStats._fields_)
 FAULT_FIELDS = ("proxies_hit", "pods_served", "flows_affected", "requests_failed", "identities_exposed",
                 "reachable_pairs")  # the last two are lists: their length counts
 KINDS = {  # kind -> (required fields, optional fields); `pods` takes the word `up`
