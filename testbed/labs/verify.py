@@ -55,6 +55,14 @@ class Context:
         return f"http://{svc.vip}:{svc.port}/"
 
 
+class _Offline:
+    """What a journal check needs when the run is down: the run id (for `{run}` in a path) and
+    where relative paths start."""
+
+    def __init__(self, run_id: str, cwd: Path):
+        self.run_id, self.cwd = run_id, cwd
+
+
 def verify(lab: LabChecks, run_id: str | None = None, cwd: Path | None = None) -> list[Result]:
     """One result for the run itself, then one per check, in order."""
     run_id = run_id or lab.run
@@ -79,11 +87,6 @@ def verify(lab: LabChecks, run_id: str | None = None, cwd: Path | None = None) -
             ok, detail = False, f"{type(exc).__name__}: {exc}" if not isinstance(exc, TestbedError) else str(exc)
         results.append(Result(what, ok, detail, "" if ok else check.hint))
     return results
-
-
-class _Offline:
-    def __init__(self, run_id: str, cwd: Path):
-        self.run_id, self.cwd = run_id, cwd
 
 
 def _pods(ctx: Context, _args) -> tuple[bool, str]:
