@@ -14,8 +14,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- Debian packages -------------------------------------------------------
+# mininet: Debian's (PyPI's lacks mnexec), without its recommended Open vSwitch: the mininet
+# backend uses Linux bridges and no controller. vagrant: `vagrant validate` checks the
+# Vagrantfile in the tests. ping, tcpdump, jq: Mininet's pingall and the labs' steps.
 PKGS=(python3 python3-venv python3-bpfcc bpftool libbpf1 iproute2 iptables nftables util-linux
-      procps hey wabt curl make chromium)
+      procps hey wabt curl make chromium mininet vagrant iputils-ping tcpdump jq)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -126,16 +126,21 @@ def validate(spec_file):
               help="How app traffic reaches its proxy, and how service addresses are translated (with --arch "
                    "none too: eBPF balances at the socket, iptables DNATs in the nodes).")
 @click.option("--run-id", metavar="ID", help="Name the run (1-10 of a-z0-9); default: random.")
+@click.option("--backend", type=click.Choice(runner.BACKENDS), default=runner.DEFAULT_BACKEND, show_default=True,
+              help="What builds the nodes and pods: network namespaces made directly, or Mininet hosts and "
+                   "switches (then `testbed cli` opens Mininet's CLI on them). Everything else is the same.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's status as JSON.")
-def up(spec_file, arch, redirect, run_id, as_json):
+def up(spec_file, arch, redirect, run_id, backend, as_json):
     """Build the cluster described by SPEC_FILE and leave it running."""
-    st = runner.up(spec_file, arch, redirect, run_id, progress=_progress)
+    st = runner.up(spec_file, arch, redirect, run_id, progress=_progress, backend=backend)
     if as_json:
         click.echo(json.dumps(st, indent=1))
     else:
         click.echo(f"run {st['run']} is up: {len(st['nodes'])} nodes, {len(st['pods'])} pods, "
                    f"{len(st['services'])} services in {st['timings'].get('up', 0):.2f}s")
         click.echo(f"  testbed status --run {st['run']}    testbed down --run {st['run']}")
+        if backend == "mininet":
+            click.echo(f"  testbed cli --run {st['run']}       (Mininet's CLI: nodes, net, pingall, <pod> ip addr)")
 
 
 @main.command()
@@ -149,7 +154,7 @@ def status(run_id, as_json):
         click.echo(json.dumps(st, indent=1))
         return
     click.echo(f"run {st['run']} ({st['status']}), architecture {st['architecture']}, "
-               f"redirect {st['redirect']}, spec {st['spec']}")
+               f"redirect {st['redirect']}, backend {st['backend']}, spec {st['spec']}")
     click.echo("nodes:")
     for n in st["nodes"]:
         click.echo(f"  {n['name']:<14} {n['ip']:<15} pods {n['podCIDR']:<16} netns {n['netns']}")
@@ -190,6 +195,32 @@ def exec(run_id, pod, command):  # noqa: A001 - the command's name
     except FileNotFoundError:
         raise TestbedError(f"command not found: {command[0]}") from None
     sys.exit(code)
+
+
+@main.command(name="cli")
+@run_option
+def mininet_cli(run_id):
+    """Open Mininet's CLI on a running cluster: nodes and pods are its hosts, the fabric and
+    each node's pod bridge its switches. A command given to a pod runs in the pod's
+    namespace and cgroup, like `testbed exec`. `exit` (or Ctrl-D) leaves the cluster running.
+
+    \b
+    mininet> nodes                      # every host and switch
+    mininet> net                        # the links
+    mininet> pingall                    # every host pings every other
+    mininet> frontend-0 ip addr
+    mininet> frontend-0 curl -s http://198.18.128.2:8080/
+    Scripted: printf 'pingall\\n' | testbed cli --run ID
+    """
+    from .cluster.mininet_cli import run_cli
+
+    runner.require_root()
+    cluster = runner.cluster_of(run_id)
+    plan = cluster.plan
+    click.echo(f"Mininet's CLI on run {plan.run_id} (built by the {runner.backend_of(cluster.run)} backend): "
+               f"{len(plan.nodes)} nodes and {len(plan.pods)} pods as hosts, {len(plan.nodes) + 1} bridges as "
+               "switches. `exit` leaves the cluster running.", err=True)
+    run_cli(plan)
 
 
 @main.command(name="proxy-config")
@@ -253,8 +284,10 @@ def _kinds_help() -> str:
               help="Where journal.json and the record files go (default: out/<experiment>-<time>).")
 @click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 50),
               help="Run the whole experiment N times (OUT/rep-1 ... rep-N), for medians and ranges in the report.")
+@click.option("--backend", type=click.Choice(runner.BACKENDS), default=runner.DEFAULT_BACKEND, show_default=True,
+              help="What builds each architecture's cluster (see `testbed up --help`); the journal records it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the journal as JSON.")
-def run_cmd(experiment_file, archs, out_dir, repeat, as_json):
+def run_cmd(experiment_file, archs, out_dir, repeat, backend, as_json):
     """Run a chaos experiment in each architecture: steady traffic, faults injected and
     reverted on schedule, the blast radius of each, side by side; with a `cost:` section,
     what each architecture costs (CPU, memory, config, latency against `none`). The journal
@@ -278,7 +311,8 @@ def run_cmd(experiment_file, archs, out_dir, repeat, as_json):
         target = out_dir / f"rep-{i + 1}" if repeat > 1 else out_dir
         if repeat > 1:
             _progress(f"repetition {i + 1} of {repeat}")
-        journal = run_experiment(exp, text, list(archs) or None, target, progress=_progress, repeat=(i, repeat))
+        journal = run_experiment(exp, text, list(archs) or None, target, progress=_progress, repeat=(i, repeat),
+                                 backend=backend)
         failed = failed or journal["status"] != "completed"
     if as_json:
         click.echo(json.dumps(journal, indent=1))
@@ -295,6 +329,84 @@ def run_cmd(experiment_file, archs, out_dir, repeat, as_json):
 
 
 run_cmd.help = run_cmd.help.replace("{kinds}", _kinds_help())
+
+
+@main.command(name="rerun")
+@click.argument("journal", type=click.Path(exists=True))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Where the new journal and record files go (default: beside the original, <its directory>-rerun).")
+@click.option("--json", "as_json", is_flag=True, help="Print the new journal's comparison with the original as JSON.")
+def rerun_cmd(journal, out_dir, as_json):
+    """Reproduce a run from its journal alone (JOURNAL: a journal.json or the directory
+    holding it): the same experiment, from the journal's own copy with the cluster it ran on,
+    in the same architectures, with the same seed, redirection and backend. Then say whether
+    the two runs agree within noise (`testbed report A B` shows the detail). Exit code 1 when
+    an architecture failed."""
+    from .report.compare import compare
+    from .report.table import fault_table
+    from .rerun import rerun
+
+    result = rerun(journal, out_dir, progress=_progress)
+    new, old = result["journal"], result["original"]
+    cmp = compare(old, new)
+    if as_json:
+        click.echo(json.dumps({"original": old["_path"], "rerun": new["_path"], "agree": cmp["agree"],
+                               "verdict": cmp["verdict"], "environment_changes": result["environment_changes"],
+                               "comparison": cmp}, indent=1, default=str))
+    else:
+        click.echo("\n".join(fault_table(new)))
+        click.echo(f"\nwritten in {Path(new['_path']).parent}")
+        for change in result["environment_changes"]:
+            click.echo(f"environment differs: {change}")
+        click.echo(f"verdict: {cmp['verdict']}")
+        click.echo(f"next: testbed report {Path(old['_path']).parent} {Path(new['_path']).parent}")
+    if new["status"] != "completed":
+        sys.exit(1)
+
+
+@main.group()
+def lab():
+    """Teaching labs (labs/): `testbed lab list`, then each lab's README, then
+    `testbed lab check N` to verify your cluster."""
+
+
+@lab.command(name="list")
+def lab_list():
+    """The labs, with their READMEs."""
+    from .labs.catalog import labs
+
+    for found in labs():
+        click.echo(f"{found.number}  {found.title():<52} {found.readme.relative_to(found.dir.parent.parent)}")
+
+
+@lab.command(name="check")
+@click.argument("number", type=int)
+@click.option("--run", "run_id", metavar="ID", help="The run to check (default: the one the lab's README builds).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def lab_check(number, run_id, as_json):
+    """Verify your running cluster against lab NUMBER's check.yaml: a summary line per item,
+    and for each failed one what is missing and a hint. Exit code 0 only when everything
+    holds."""
+    from .labs.catalog import lab as find_lab
+    from .labs.verify import verify
+
+    checks = find_lab(number).checks()
+    runner.require_root()
+    results = verify(checks, run_id)
+    good = sum(r.ok for r in results)
+    if as_json:
+        click.echo(json.dumps({"lab": number, "run": run_id or checks.run, "ok": good == len(results),
+                               "results": [vars(r) for r in results]}, indent=1))
+    else:
+        click.echo(f"lab {number}: {checks.title} (run {run_id or checks.run})")
+        for r in results:
+            click.echo(f"  {'ok  ' if r.ok else 'FAIL'}  {r.what}: {r.detail}")
+            if r.hint:
+                click.echo(f"        hint: {r.hint}")
+        click.echo(f"all {len(results)} checks hold" if good == len(results) else
+                   f"{good} of {len(results)} checks hold; {len(results) - good} failed")
+    if good != len(results):
+        sys.exit(1)
 
 
 @main.group()
@@ -405,7 +517,8 @@ def report(dirs, out_dir, as_json):
     """Draw the report of one or more runs from their journals only (no root, no testbed
     state): report.html (one self-contained page, plots inside) and report.md, with the
     scorecard of the trade-offs, the costs, every fault side by side, and how to rerun each
-    result. Give two runs of one experiment to see what changed beyond the noise; give the
+    result. Give two runs of one experiment to see what changed beyond the noise, and a
+    one-line verdict: whether they agree within noise (`testbed rerun` should); give the
     rep-* directories of `run --repeat` for medians and ranges."""
     from dataclasses import asdict
 
@@ -416,8 +529,9 @@ def report(dirs, out_dir, as_json):
     html_path, md_path = html.write(list(dirs), out_dir or dirs[0])
     model = build(list(dirs))
     if as_json:
-        click.echo(json.dumps({"scorecard": [asdict(r) for r in model.scorecard], "comparison": model.comparison},
-                              indent=1, default=str))
+        verdict = {k: model.comparison[k] for k in ("agree", "verdict")} if model.comparison else None
+        click.echo(json.dumps({"scorecard": [asdict(r) for r in model.scorecard], "comparison": model.comparison,
+                               "verdict": verdict}, indent=1, default=str))
         return
     click.echo("\n".join(terminal(model.scorecard)))
     if model.comparison:
@@ -425,6 +539,7 @@ def report(dirs, out_dir, as_json):
         click.echo(f"\n{len(moved)} change(s) beyond the noise" + (":" if moved else ""))
         for c in moved:
             click.echo(f"  {c['arch']}: {c['what']}: {c['a']} -> {c['b']} ({c['rule']})")
+        click.echo(f"verdict: {model.comparison['verdict']}")
     click.echo(f"\nwritten: {html_path} and {md_path}")
 
 

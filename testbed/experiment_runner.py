@@ -26,6 +26,7 @@ from .chaos import schedule
 from .chaos.base import ChaosContext
 from .chaos.kinds import KINDS
 from .chaos.registry import make_fault
+from .cluster.backend import DEFAULT_BACKEND, check_backend
 from .errors import TestbedError
 from .experiment import Experiment
 from .journal import JournalWriter
@@ -42,9 +43,12 @@ CLEAN_WINDOW = 3.0  # seconds of traffic after every revert, which must be error
 
 
 def run_experiment(exp: Experiment, spec_text: str, archs: list[str] | None = None, out_dir: str | Path = "out",
-                   progress=lambda msg: None, repeat: tuple[int, int] = (0, 1)) -> dict:
-    """Run the experiment in each architecture; returns the journal (also written to
-    OUT/journal.json). Raises `signals.Interrupted` after writing it, when a signal stopped it."""
+                   progress=lambda msg: None, repeat: tuple[int, int] = (0, 1), backend: str = DEFAULT_BACKEND,
+                   extra: dict | None = None) -> dict:
+    """Run the experiment in each architecture, each cluster built by `backend`; returns the
+    journal (also written to OUT/journal.json; `extra` fields go into its header). Raises
+    `signals.Interrupted` after writing it, when a signal stopped it."""
+    check_backend(backend)
     runner.require_root()
     archs = list(archs) if archs else list(exp.runs)
     unknown = [a for a in archs if a not in exp.runs]
@@ -58,16 +62,16 @@ def run_experiment(exp: Experiment, spec_text: str, archs: list[str] | None = No
     write_text(out / "experiment.yaml", spec_text)
     spec_path = out / "cluster.yaml"
     write_text(spec_path, exp.cluster_text)
-    writer = JournalWriter(out / "journal.json", header(exp, spec_text, repeat))
+    writer = JournalWriter(out / "journal.json", dict(header(exp, spec_text, repeat, backend), **(extra or {})))
     writer.save()
     status = "completed"
     with signals.handled():
         try:
             if exp.sweep is not None:
-                status = _sweep(exp, archs, out, writer, progress)
+                status = _sweep(exp, archs, out, writer, progress, backend)
             else:
                 for arch in archs:
-                    result = run_arch(exp, arch, spec_path, out, progress)
+                    result = run_arch(exp, arch, spec_path, out, progress, backend=backend)
                     writer.architecture(arch, result)
                     if result["status"] == "failed":
                         status = "failed"
@@ -83,11 +87,11 @@ def run_experiment(exp: Experiment, spec_text: str, archs: list[str] | None = No
     return writer.finish(status)
 
 
-def header(exp: Experiment, spec_text: str, repeat: tuple[int, int]) -> dict:
+def header(exp: Experiment, spec_text: str, repeat: tuple[int, int], backend: str = DEFAULT_BACKEND) -> dict:
     cost = None if exp.cost is None else {"totalRate": exp.cost.total_rate, "seconds": exp.cost.seconds,
                                           "idle": exp.cost.idle, "warmup": costrun.WARMUP}
     return {"experiment": exp.name, "source": exp.source, "environment": environment(envoy.version()),
-            "seed": exp.seed, "redirect": exp.redirect,
+            "seed": exp.seed, "redirect": exp.redirect, "backend": backend,
             "traffic": {"rate": exp.rate, "duration": exp.duration, "longLivedInterval": driver.STREAM_INTERVAL,
                         "cleanWindow": CLEAN_WINDOW},
             "cost_settings": cost, "affected": definitions(exp.error_points, exp.latency_factor),
@@ -96,7 +100,7 @@ def header(exp: Experiment, spec_text: str, repeat: tuple[int, int]) -> dict:
 
 
 def run_arch(exp: Experiment, arch: str, spec_path: Path, out: Path, progress, faults_too: bool = True,
-             label: str | None = None) -> dict:
+             label: str | None = None, backend: str = DEFAULT_BACKEND) -> dict:
     """One architecture, start to end. The result is complete on every path; a signal is
     re-raised once it is recorded (the caller writes the journal). `label` names its record
     files (default: the architecture)."""
@@ -119,7 +123,7 @@ def run_arch(exp: Experiment, arch: str, spec_path: Path, out: Path, progress, f
         with signals.Unwind() as unwind:
             say(f"building (run {run_id})")
             t0 = time.monotonic()
-            st = runner.up(spec_path, arch, exp.redirect, run_id)
+            st = runner.up(spec_path, arch, exp.redirect, run_id, backend=backend)
             unwind.callback(runner.down, run_id)
             result["up_s"], result["timings"] = round(time.monotonic() - t0, 3), st["timings"]
             cluster = runner.cluster_of(run_id)
@@ -218,7 +222,8 @@ def _latencies(path: Path) -> list[float]:
     return out
 
 
-def _sweep(exp: Experiment, archs: list[str], out: Path, writer: JournalWriter, progress) -> str:
+def _sweep(exp: Experiment, archs: list[str], out: Path, writer: JournalWriter, progress,
+           backend: str = DEFAULT_BACKEND) -> str:
     """The cost window at each step, every architecture; the journal's `sweep` section."""
     sweep = {"parameter": exp.sweep.parameter, "steps": []}
     writer.data["sweep"] = sweep
@@ -234,7 +239,7 @@ def _sweep(exp: Experiment, archs: list[str], out: Path, writer: JournalWriter, 
             progress(f"{exp.sweep.parameter}={value}")
             try:
                 result = run_arch(exp, arch, path, out, progress, faults_too=False,
-                                  label=f"{arch}-{exp.sweep.parameter}{value}")
+                                  label=f"{arch}-{exp.sweep.parameter}{value}", backend=backend)
             except signals.Interrupted as stop:
                 step["architectures"][arch] = getattr(stop, "result", None)
                 raise

@@ -70,6 +70,11 @@ def supervisor_cgroup(run_id: str) -> str:
     return f"{run_cgroup(run_id)}/supervisor"
 
 
+def shells_cgroup(run_id: str) -> str:
+    """The Mininet backend's node and switch shells (cluster/mininet_nodes.py)."""
+    return f"{run_cgroup(run_id)}/mininet"
+
+
 # Each proxy runs as its own uid (so it can read only its own keys) and uses the same number
 # as its Envoy --base-id (so hot-restart shared memory, /dev/shm/envoy_shared_memory_<id*10>,
 # is tagged too). The ids of one run come from a block of PROXY_ID_BLOCK; live runs hold

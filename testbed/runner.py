@@ -22,6 +22,7 @@ from pathlib import Path
 from . import idblocks, naming, signals
 from .chaos.kinds import UPGRADE_STRATEGIES
 from .cluster import cgroups, netns, procs
+from .cluster.backend import BACKENDS, DEFAULT_BACKEND, ClusterBackend, check_backend, make_cluster
 from .cluster.namespaces import NamespaceCluster
 from .cluster.plan import make_plan
 from .errors import NotRootError, TestbedError
@@ -35,9 +36,12 @@ from .redirect.kinds import DEFAULT_REDIRECT, REDIRECTS
 from .spec import load_cluster
 from .state import Run, list_runs, process_start, resolve
 
-__all__ = ["ARCHITECTURES", "REDIRECTS", "DEFAULT_REDIRECT", "up", "down", "clean", "sweep", "status"]
+__all__ = ["ARCHITECTURES", "REDIRECTS", "DEFAULT_REDIRECT", "BACKENDS", "DEFAULT_BACKEND", "up", "down", "clean",
+           "sweep", "status"]
 REDIRECT_STAGES = {"ebpf": EbpfRedirect, "iptables": IptablesRedirect}
-STAGE_TYPES = (NamespaceCluster, MeshStage, EbpfRedirect, IptablesRedirect)  # build order
+# build order; the namespace backend's sweep is every backend's (cluster/backend.py: both name
+# and tag everything the same way), so `clean` needs no state to know which one built a run
+STAGE_TYPES = (NamespaceCluster, MeshStage, EbpfRedirect, IptablesRedirect)
 
 
 def require_root() -> None:
@@ -45,18 +49,19 @@ def require_root() -> None:
         raise NotRootError("the testbed needs root (namespaces, cgroups, BPF): run it as root (e.g. with sudo)")
 
 
-def stages(plan, run: Run, arch: str, redirect: str) -> list:
-    """The stages of a run, in build order."""
-    cluster = NamespaceCluster(plan, run)
+def stages(plan, run: Run, arch: str, redirect: str, backend: str = DEFAULT_BACKEND) -> list:
+    """The stages of a run, in build order; `backend` builds the cluster (cluster/backend.py)."""
+    cluster = make_cluster(plan, run, backend)
     mesh = MeshStage(plan, run, arch, redirect) if arch != "none" else None
     return [s for s in (cluster, mesh, REDIRECT_STAGES[redirect](plan, run, mesh)) if s is not None]
 
 
 def up(spec_path: str | Path, arch: str = "none", redirect: str = DEFAULT_REDIRECT, run_id: str | None = None,
-       progress=lambda msg: None) -> dict:
+       progress=lambda msg: None, backend: str = DEFAULT_BACKEND) -> dict:
     """Build a run and leave it running. Returns its status. On any failure or signal,
     everything created so far is removed before the error propagates."""
     spec = load_cluster(spec_path)  # a bad spec fails here, before anything exists
+    check_backend(backend)
     if arch not in ARCHITECTURES:
         raise TestbedError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHITECTURES)})")
     if redirect not in REDIRECTS:
@@ -72,12 +77,12 @@ def up(spec_path: str | Path, arch: str = "none", redirect: str = DEFAULT_REDIRE
         unwind.callback(run.remove)
         unwind.callback(idblocks.release, run_id)
         block = idblocks.claim(run_id)
-        run.save({"status": "building", "architecture": arch, "redirect": redirect,
+        run.save({"status": "building", "architecture": arch, "redirect": redirect, "backend": backend,
                   "spec_path": str(spec_path), "spec_text": Path(spec_path).read_text(), "id_block": block,
                   "created": time.time(), "pid": os.getpid(), "pid_start": process_start(os.getpid())})
         plan = make_plan(spec, run_id, proxy_node=arch == "ambient", id_block=block)
         timings: dict[str, float] = {}
-        built = stages(plan, run, arch, redirect)
+        built = stages(plan, run, arch, redirect, backend)
         for stage in built:
             unwind.callback(stage.teardown)  # registered before the stage acts
             timings.update(stage.build(progress))
@@ -183,6 +188,7 @@ def status(run_id: str | None = None) -> dict:
         "status": state.get("status"),
         "architecture": state.get("architecture"),
         "redirect": state.get("redirect"),
+        "backend": state.get("backend", DEFAULT_BACKEND),
         "spec": state.get("spec_path"),
         "fabric": {"netns": plan.fabric_netns},
         "nodes": [{"name": n.name, "ip": n.fabric_ip, "netns": n.netns, "podCIDR": n.pod_cidr}
@@ -248,7 +254,12 @@ def upgrade(run_id: str | None, name: str, strategy: str = UPGRADE_STRATEGIES[0]
                                                                "strategy": strategy})
 
 
-def cluster_of(run_id: str | None = None) -> NamespaceCluster:
+def cluster_of(run_id: str | None = None) -> ClusterBackend:
+    """The cluster stage of a running run, of the backend that built it."""
     run = resolve(run_id)
-    return NamespaceCluster(run.plan(), run)
+    return make_cluster(run.plan(), run, backend_of(run))
+
+
+def backend_of(run: Run) -> str:
+    return run.load().get("backend", DEFAULT_BACKEND)  # runs made before backends existed: namespaces
 

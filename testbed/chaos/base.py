@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..cluster.namespaces import NamespaceCluster
+from ..cluster.backend import ClusterBackend
 from ..cluster.plan import ClusterPlan
 from ..experiment import FaultSpec
 from ..mesh.stage import MeshStage
@@ -16,7 +16,7 @@ from ..mesh.topology import Proxy
 @dataclass
 class ChaosContext:
     plan: ClusterPlan
-    cluster: NamespaceCluster
+    cluster: ClusterBackend
     mesh: MeshStage | None  # None for the `none` architecture
 
     @property

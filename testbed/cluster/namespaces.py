@@ -40,11 +40,26 @@ class NamespaceCluster:
     # ------------------------------------------------------------------ build
     def build(self, progress: Progress = _quiet) -> dict[str, float]:
         """Create the cluster; returns timings (seconds) of each step."""
-        plan, t = self.plan, {}
+        plan = self.plan
         t0 = time.monotonic()
         cgroups.create(plan.cgroup)
         for pod in plan.pods:
             cgroups.create(pod.cgroup)
+        t = self.build_network(progress)
+
+        progress(f"starting {len(plan.pods)} workload agents")
+        t1 = time.monotonic()
+        self.agents = {pod.name: self._start_agent(pod).pid for pod in plan.pods}
+        self.wait_ready(plan.pods)
+        t["agents"] = time.monotonic() - t1
+        t["cluster"] = time.monotonic() - t0
+        return t
+
+    def build_network(self, progress: Progress = _quiet) -> dict[str, float]:
+        """The namespaces, links, bridges, addresses and routes of the plan (pyroute2). Another
+        backend overrides only this: everything after it works on the named namespaces."""
+        plan, t = self.plan, {}
+        t0 = time.monotonic()
         progress(f"creating {len(plan.namespaces())} namespaces")
         for name in reversed(plan.namespaces()):  # fabric, nodes, pods
             netns.create(name)
@@ -60,13 +75,6 @@ class NamespaceCluster:
             netns.sysctl(pod.netns, links.POD_SYSCTLS)
             links.build_pod(plan.node(pod.node), pod)
         t["links"] = time.monotonic() - t0 - t["namespaces"]
-
-        progress(f"starting {len(plan.pods)} workload agents")
-        t1 = time.monotonic()
-        self.agents = {pod.name: self._start_agent(pod).pid for pod in plan.pods}
-        self.wait_ready(plan.pods)
-        t["agents"] = time.monotonic() - t1
-        t["cluster"] = time.monotonic() - t0
         return t
 
     def _start_agent(self, pod: PodPlan):

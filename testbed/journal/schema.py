@@ -5,7 +5,8 @@
      "experiment": NAME, "source": FILE, "command": "testbed run ...",
      "started": ISO time, "finished": ISO time | null, "seconds": float | null,
      "environment": {"git", "kernel", "envoy", "cpus", "python", "testbed"},
-     "seed": int, "redirect": str, "traffic": {...}, "affected": {...},
+     "seed": int, "redirect": str, "backend": "namespaces" | "mininet" (absent: namespaces),
+     "traffic": {...}, "affected": {...},
      "spec": text, "cluster": text, "repeat": {"index": i, "of": n},
      "architectures": {ARCH: {
          "status": "completed" | "failed" | "interrupted", "error": str | null,

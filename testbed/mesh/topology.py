@@ -32,6 +32,7 @@ from ..cluster.plan import ClusterPlan
 from ..spec import PROXY_NODE, ClusterSpec
 
 ARCHITECTURES = ("none", "sidecar", "node", "node-sa", "ambient")
+ROLES = ("sidecar", "node", "node-sa", "micro", "l7")  # a proxy's role (Proxy.role)
 
 __all__ = ["ARCHITECTURES", "ADMIN_PORT", "OUTBOUND_PORT", "INBOUND_PORT", "FINAL_HOP_MARK", "MeshTopology", "Proxy",
            "make_topology", "limits", "l7_port", "path"]

@@ -50,7 +50,7 @@ def markdown(report: Report) -> str:
                         [[r["arch"], r["what"], r["real"], r["simulated"], r["rule"],
                           ("yes" if r["within"] else "NO") + ("" if r["required"] else " (shown)")] for r in f["rows"]])
     if report.comparison:
-        lines += ["## What changed from A to B", ""]
+        lines += ["## What changed from A to B", "", f"Verdict: {report.comparison['verdict']}.", ""]
         lines += _table(["architecture", "what", "A", "B", "beyond the noise"],
                         [[c["arch"], c["what"], c["a"], c["b"], c["beyond_noise"]]
                          for c in report.comparison["changes"]])

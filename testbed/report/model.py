@@ -69,11 +69,14 @@ def _timeline(base: Path, result: dict) -> list[dict]:
 
 
 def rerun_command(j: dict) -> str:
-    """How to get this result again: the experiment as run, copied beside its journal (a
-    simulation: the command that made it)."""
+    """How to get this result again: a simulation, the command that made it; from the
+    journal alone (`testbed rerun`), where the journal holds its experiment; else the
+    experiment as run, copied beside its journal."""
     if j.get("simulated"):
         return j.get("command") or "testbed simulate"
     out = Path(j["_path"]).parent
+    if j.get("spec") and j.get("cluster") and j.get("engine", "namespaces") == "namespaces":
+        return f"testbed rerun {j['_path']}"
     archs = " ".join(f"--arch {a}" for a in j["architectures"])
     return f"testbed run {out / 'experiment.yaml'} {archs} --out {out}-again".replace("  ", " ")
 

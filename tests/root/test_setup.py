@@ -22,10 +22,12 @@ def test_provision_second_run_skips_everything():
 
 
 def test_vagrantfile_validates():
-    if not shutil.which("vagrant"):
-        pytest.skip("vagrant is not installed (apt-get install vagrant) to validate the Vagrantfile")
+    """Offline: no box is downloaded, no VM boots. `make test` installs vagrant (provision.sh),
+    so a missing vagrant is a set-up failure, not a reason to skip."""
+    assert shutil.which("vagrant"), "vagrant is missing: scripts/provision.sh installs it (make setup)"
     r = subprocess.run(["vagrant", "validate", "--ignore-provider"], cwd=ROOT, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "validated successfully" in r.stdout
-    assert "scripts/provision.sh" in (ROOT / "Vagrantfile").read_text()
+    vagrantfile = (ROOT / "Vagrantfile").read_text()
+    assert "scripts/provision.sh" in vagrantfile and "sudo make demo" in vagrantfile
