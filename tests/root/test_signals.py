@@ -122,16 +122,19 @@ faults:
     assert not (out / ".records" / "node").exists()
 
 
-def test_sigterm_during_the_demo_exits_143_and_leaves_nothing():
+def test_sigterm_during_the_demo_exits_143_and_leaves_nothing(tmp_path):
     from testbed.runner import known_runs
 
     before = known_runs()
-    cmd = Command("demo", "--arch", "none", "--arch", "sidecar")
-    cmd.wait_for_line("starting 6 Envoy proxies", timeout=120)
+    cmd = Command("demo", "--quick", "--out", tmp_path / "demo")
+    cmd.wait_for_line(r"\[sidecar\] steady traffic", timeout=180)
     cmd.proc.send_signal(signal.SIGTERM)
     code, output = cmd.finish()
     assert code == 143, output
     assert known_runs() <= before, known_runs() - before
+    j = journal.load(tmp_path / "demo")
+    assert j["status"] == "interrupted" and j["architectures"]["none"]["status"] == "completed"
+    assert j["architectures"]["sidecar"]["status"] == "interrupted"
 
 
 def test_sigterm_during_bench_redirect_writes_what_was_measured(tmp_path):
