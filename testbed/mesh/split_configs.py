@@ -5,10 +5,14 @@ waypoints (an L7 proxy per service account, with an identity of its own).
 Two ways to carry an app connection between them (`mesh.tunnel`):
 - hbone (Istio's HBONE): an HTTP/2 CONNECT stream inside an mTLS connection to the peer's
   port 15008 (a waypoint: its own port), pooled by Envoy per (client identity, peer): many
-  app connections share one TLS connection. To a waypoint, the CONNECT target is the
-  service's VIP:port; to an L4 proxy, the destination pod's address and port, reached at
-  that pod's address on port 15008 (an internal listener restores the chosen pod as its
-  local address and tunnels from there).
+  app connections share one TLS connection. An L4 proxy tunnels to the chosen pod's
+  address, port 15008 (captured by that pod's L4 proxy), which delivers to the pod the
+  connection is addressed to; the CONNECT target names what the app dialled (the
+  service's VIP:port; from a waypoint, the pod's ip:port). A waypoint routes by that target.
+  (Envoy could pass the chosen pod on as the target only through an internal listener,
+  which on Envoy 1.40 loses a plain TCP stream's last bytes when the app closes right
+  after answering: seen as resets. Waypoints use one behind their HTTP router, which
+  reads whole answers.)
 - tcp: one mTLS connection per app connection, to the waypoint's listener for the service
   or to the destination pod's port (captured by its L4 proxy).
 
@@ -48,7 +52,8 @@ def _final(proxy: Proxy, pod) -> dict:
 
 
 def _pod_endpoints(plan: ClusterPlan, service: str, listener: str) -> list[dict]:
-    """A service's pods as endpoints of an internal listener that tunnels to each one."""
+    """A service's pods as endpoints of an internal listener that tunnels to each one (a
+    waypoint's `originate`, given the pod's ip:port as its local address)."""
     return [{"internal": listener, "id": name, "local": f"{plan.pod(name).ip}:{plan.service(service).port}"}
             for name in plan.service(service).pods]
 
@@ -57,7 +62,7 @@ def l4_context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy) -> dict:
     td, hbone = plan.spec.mesh.trust_domain, proxy.hbone_port is not None
     shared = proxy.role == "ztunnel"  # picks the identity by the source pod's address
     pods = [plan.pod(name) for name in proxy.serves]
-    outbound, originate, clusters, names = [], [], [], set()
+    outbound, clusters, names = [], [], set()
 
     def add(c: dict) -> None:
         if c["name"] not in names:
@@ -84,34 +89,20 @@ def l4_context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy) -> dict:
                 add(mesh_cluster(chain["cluster"], [{"ip": plan.node(waypoint.node).fabric_ip,
                                                      "port": waypoint.hbone_port}],
                                  sa, waypoint.identities[0], td, h2=True))
-            else:  # pick a pod here, then tunnel to it: pooled per (caller identity, pod)
-                listener = f"originate|{sa}|{svc.service_account}"
-                tunnel = f"tunnel|{sa}|{svc.service_account}"
-                if tunnel not in names:
-                    originate.append({"name": listener, "cluster": tunnel})
-                    add(cluster(tunnel, tls={"sa": sa, "peer": spiffe_id(td, svc.service_account)},
-                                original_dst=True, port_override=HBONE_PORT, h2=True))
-                chain["cluster"] = chain["name"]
-                add(cluster(chain["name"], _pod_endpoints(plan, svc.name, listener), internal=True))
+            else:  # to the chosen pod's L4 proxy: pooled per (caller identity, service, pod)
+                chain.update(cluster=chain["name"], hostname=f"{svc.vip}:{svc.port}")
+                add(mesh_cluster(chain["name"], [{"ip": plan.pod(p).ip, "port": HBONE_PORT} for p in svc.pods],
+                                 sa, svc.service_account, td, h2=True))
             outbound.append(chain)
-    inbound, targets = [], []
-    for pod in pods:
+    inbound, tunnels = [], []
+    for pod in pods:  # a chain per pod, picked by the destination address: server cert, policy, last hop
         final = _final(proxy, pod)
         add(final)
-        if hbone:
-            targets.append({"name": pod.name, "authority": f"{pod.ip}:{pod.port}", "cluster": final["name"],
-                            "allowed": _admitted(plan, topo, pod)})
-        else:
-            inbound.append({"name": pod.name, "pods": [pod.ip] if shared else [], "port": pod.port,
-                            "sa": pod.service_account, "allowed": _admitted(plan, topo, pod),
-                            "cluster": final["name"]})
-    tunnels = None
-    if hbone:  # the server certificate is chosen by the destination address (the pod's)
-        tunnels = {"chains": [{"sa": sa, "pods": [p.ip for p in pods if p.service_account == sa] if shared else []}
-                              for sa in proxy.identities], "targets": targets}
-    return {"shared": shared, "outbound": outbound, "originate": originate, "inbound": inbound,
-            "plaintext": {"cluster": _final(proxy, pods[0])["name"]} if hbone else None, "hbone": tunnels,
-            "clusters": clusters}
+        chain = {"name": pod.name, "pods": [pod.ip] if shared else [], "port": pod.port, "sa": pod.service_account,
+                 "allowed": _admitted(plan, topo, pod), "cluster": final["name"]}
+        (tunnels if hbone else inbound).append(chain)
+    return {"shared": shared, "outbound": outbound, "inbound": inbound, "hbone": tunnels,
+            "plaintext": {"cluster": _final(proxy, pods[0])["name"]} if hbone else None, "clusters": clusters}
 
 
 def waypoint_context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy) -> dict:
