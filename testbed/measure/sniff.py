@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+import time
 from pathlib import Path
+
+QUIET, DRAIN_MAX = 0.3, 5.0  # at SIGTERM: read on until the wire is quiet this long (at most DRAIN_MAX)
 
 
 def main(argv=None) -> int:
@@ -21,10 +24,19 @@ def main(argv=None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     ready = Path(args.out + ".ready")
-    sniffer = AsyncSniffer(iface=args.iface, lfilter=lambda p: TCP in p, store=True,
+    last = [time.monotonic()]
+
+    def seen(_packet) -> None:
+        last[0] = time.monotonic()
+
+    sniffer = AsyncSniffer(iface=args.iface, lfilter=lambda p: TCP in p, prn=seen, store=True,
                            started_callback=ready.touch)
     sniffer.start()
     stop.wait(args.duration)
+    # what the kernel queued before the stop is still to be read (this loop lags under load)
+    deadline = time.monotonic() + DRAIN_MAX
+    while time.monotonic() - last[0] < QUIET and time.monotonic() < deadline:
+        time.sleep(0.05)
     packets = sniffer.stop() or []
     wrpcap(args.out, packets)
     ready.unlink(missing_ok=True)

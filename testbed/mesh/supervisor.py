@@ -63,6 +63,7 @@ class Managed:
         return drop + [envoy, "-c", s["config"], "--base-id", str(s["base_id"]), "--restart-epoch", str(epoch),
                        "--concurrency", str(s.get("concurrency", 1)), "--log-level", "warn",
                        "--drain-time-s", "1", "--parent-shutdown-time-s", "3",
+                       "--file-flush-interval-msec", "1000",  # the tunnel log (stdout) within a second
                        "--service-node", self.name, "--service-cluster", s["role"]]
 
     def status(self) -> dict:

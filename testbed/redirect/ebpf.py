@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import naming
-from ..addressing import MAX_PROXIES
+from ..addressing import HBONE_PORT, MAX_PROXIES
 from ..atomic import write_json
 from ..cluster import cgroups, netns, procs
 from ..cluster.plan import BRIDGE, ClusterPlan
@@ -394,15 +394,16 @@ def stats(plan: ClusterPlan) -> dict:
                 out["nodes"][name] = row
     finally:
         os.close(fd)
-    by_addr = {(p.ip, p.port): p.name for p in plan.pods}
+    # a pod's own port, and HBONE to the pod (its ztunnel's): both are connections into the pod
+    by_addr = {(p.ip, port): p.name for p in plan.pods for port in (p.port, HBONE_PORT)}
     fd = bpffs.obj_get(f"{pins}/tb_inbound_stats")
     try:
         for key in bpffs.map_keys(fd, InboundKey):
             value = InboundStats()
             pod = by_addr.get((ip_str(key.vip), socket.ntohs(key.port)))
             if pod and bpffs.map_lookup(fd, key, value):
-                out["pods"][pod]["inbound_steered"] = value.steered
-                out["pods"][pod]["inbound_dropped"] = value.dropped
+                out["pods"][pod]["inbound_steered"] += value.steered
+                out["pods"][pod]["inbound_dropped"] += value.dropped
     finally:
         os.close(fd)
     return out
