@@ -31,14 +31,16 @@ def endpoints(plan: ClusterPlan, service: str) -> list[dict]:
 
 def cluster(name: str, endpoints: list[dict] | None = None, *, tls: dict | None = None, mark: int | None = None,
             original_dst: bool = False, port_override: int | None = None, h2: bool = False,
-            internal: bool = False) -> dict:
+            internal: bool = False, per_downstream: bool = False) -> dict:
     """What the `cluster` macro renders: fixed `endpoints` ({ip, port}, or {internal: listener,
     id, local} for an internal listener) or the original destination (`port_override`:
     another port of that address); `tls` {sa, peer}: mTLS as `sa`, accepting only `peer`;
     `h2`: HTTP/2 upstream (what CONNECT tunnels ride); `internal`: the internal-listener
-    transport, which hands each endpoint's `local` address to that listener."""
+    transport, which hands each endpoint's `local` address to that listener;
+    `per_downstream`: a connection pool per downstream connection, so that an upstream
+    connection carrying one downstream's state (a caller's identity) never serves another."""
     return {"name": name, "endpoints": endpoints or [], "tls": tls, "mark": mark, "original_dst": original_dst,
-            "port_override": port_override, "h2": h2, "internal": internal}
+            "port_override": port_override, "h2": h2, "internal": internal, "per_downstream": per_downstream}
 
 
 def mesh_cluster(name: str, endpoints: list[dict], my_id: str, peer_id: str, td: str, h2: bool = False) -> dict:

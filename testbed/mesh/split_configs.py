@@ -117,8 +117,10 @@ def waypoint_context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy) -> dic
                           "allowed": allowed_callers(plan, svc.name), "cluster": out, "listener": f"l7|{svc.name}"})
         if hbone:
             targets.append({"name": svc.name, "authority": f"{svc.vip}:{svc.port}", "cluster": f"main|{svc.name}"})
+            # the caller's identity rides the internal connection: pooled per caller connection,
+            # or one caller's connection would carry another's requests as the first caller's
             clusters.append(cluster(f"main|{svc.name}", [{"internal": f"l7|{svc.name}", "id": svc.name, "local": None}],
-                                    internal=True))
+                                    internal=True, per_downstream=True))
             clusters.append(cluster(out, _pod_endpoints(plan, svc.name, "originate"), internal=True))
         else:
             clusters.append(mesh_cluster(out, endpoints(plan, svc.name), me, sa, td))

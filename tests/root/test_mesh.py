@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -303,3 +304,20 @@ def test_hbone_multiplexes_carries_each_pods_identity_and_no_sibling_skips_the_w
     assert front != around
     assert dial(attacker, run.identity_dir / "web.crt", run.identity_dir / "web.key", [front, around]) == \
         ["403", "000"]
+    # and a denied caller is judged as itself while an allowed one's calls flow through the same
+    # waypoint (the caller's identity rides the waypoint's internal connections: never shared)
+    stop = threading.Event()
+
+    def allowed_traffic():
+        while not stop.is_set():
+            cluster.call("web-0", f"http://{api.vip}:{api.port}/", count=4)
+
+    flowing = threading.Thread(target=allowed_traffic)
+    flowing.start()
+    try:
+        got = dial(attacker, run.identity_dir / "backend.crt", run.identity_dir / "backend.key",
+                   [entry_point(plan, topo, "api")] * 20)
+    finally:
+        stop.set()
+        flowing.join()
+    assert got == ["403"] * 20

@@ -87,6 +87,16 @@ def test_a_ztunnel_presents_each_source_pods_own_identity():
             assert tcp["tunneling_config"]["hostname"].startswith("198.18.128.")
 
 
+def test_a_waypoint_never_lets_one_callers_connection_carry_another():
+    """The caller's identity rides the waypoint's internal connection to the service's
+    listener: those connections are pooled per caller connection (a shared pool let a denied
+    caller's request be judged as an allowed caller's, seen as 200s to a stolen identity)."""
+    cfg, _, _ = config("ztunnel", "l7-backend")
+    mains = [c for c in cfg["static_resources"]["clusters"] if c["name"].startswith("main|")]
+    assert [c["name"] for c in mains] == ["main|api", "main|db"]
+    assert all(c["connection_pool_per_downstream_connection"] is True for c in mains)
+
+
 def test_with_tcp_every_app_connection_is_its_own_mtls_connection():
     cfg, plan, _ = config("ztunnel", "ztunnel-n1", "tcp")
     names = [x["name"] for x in cfg["static_resources"]["listeners"]]
