@@ -29,7 +29,7 @@ from ..addressing import HBONE_PORT
 from ..cluster.plan import ClusterPlan
 from ..identity import spiffe_id
 from .config_parts import allowed_callers, cluster, endpoints, known_services, local_cluster, mesh_cluster
-from .topology import FINAL_HOP_MARK, MeshTopology, Proxy, l7_port, waypoint_identity
+from .topology import FINAL_HOP_MARK, MeshTopology, Proxy, l7_port
 
 CALLER_KEY = "testbed.caller"  # filter state: the SPIFFE ID a waypoint's HBONE listener authenticated
 
@@ -106,8 +106,7 @@ def l4_context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy) -> dict:
 
 
 def waypoint_context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy) -> dict:
-    td, me, sa = plan.spec.mesh.trust_domain, proxy.identities[0], proxy.account
-    assert me == waypoint_identity(sa)
+    td, me, sa = plan.spec.mesh.trust_domain, proxy.identities[0], proxy.account  # me: waypoint-<sa>
     services = [svc for svc in plan.services if svc.service_account == sa and plan.spec.service(svc.name).l7]
     listeners, clusters, targets = [], [], []
     hbone = proxy.hbone_port is not None

@@ -191,3 +191,21 @@ def test_the_hbone_client_writes_frames_and_literals_by_the_rfcs():
     f = dial.frame(dial.HEADERS, dial.END_HEADERS, 1, b"abc")
     assert f[:3] == b"\x00\x00\x03" and f[3:5] == bytes([1, 4]) and struct.unpack(">I", f[5:9])[0] == 1
     assert dial.literal(":method", "CONNECT") == b"\x00\x07:method\x07CONNECT"
+
+
+def test_a_fault_on_a_pod_hits_its_nodes_ztunnel_or_with_l7_its_accounts_waypoint():
+    from testbed.chaos.base import ChaosContext, resolve
+    from testbed.experiment import FaultSpec, Target
+    from testbed.mesh.stage import MeshStage
+    from testbed.state import Run
+
+    plan = make_plan(mesh(), "u1", proxy_node=True)
+    ctx = ChaosContext(plan, None, MeshStage(plan, Run("u1"), "ztunnel"))
+
+    def hit(target: Target) -> list[str]:
+        return [p.name for p in resolve(ctx, FaultSpec("proxy-crash", target, 2.0, 1.0))]
+
+    assert hit(Target("pod", "db-0")) == hit(Target("pod", "db-0", "l4")) == ["ztunnel-n1"]
+    assert hit(Target("pod", "db-0", "l7")) == ["l7-backend"]
+    assert hit(Target("service", "api")) == ["ztunnel-n1", "ztunnel-n3"]
+    assert hit(Target("pod", "audit-0", "l7")) == []  # l7: false, no waypoint
