@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 QUIET, DRAIN_MAX = 0.3, 5.0  # at SIGTERM: read on until the wire is quiet this long (at most DRAIN_MAX)
+BUFFER = 8 << 20  # the capture socket's receive buffer (capped by net.core.rmem_max)
 
 
 def main(argv=None) -> int:
@@ -19,7 +20,9 @@ def main(argv=None) -> int:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--run", default="", help="run id (a tag, so clean-up can find this process)")
     args = ap.parse_args(argv)
-    from scapy.all import TCP, AsyncSniffer, wrpcap
+    from scapy.all import TCP, AsyncSniffer, conf, wrpcap
+
+    conf.bufsize = BUFFER  # scapy's 64 KiB overflows in a burst of handshakes while this loop lags
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
