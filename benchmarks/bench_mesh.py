@@ -19,7 +19,7 @@ from testbed.measure.memory import pss_kib, rss_kib
 HERE = Path(__file__).resolve().parent
 SPECS = {"shop": HERE.parent / "experiments" / "clusters" / "shop.yaml",
          "3x10": HERE.parent / "tests" / "fixtures" / "big.yaml"}
-ARCHS = ["none", "sidecar", "node", "node-sa", "ambient"]
+ARCHS = list(runner.ARCHITECTURES)
 
 
 def measure(spec: Path, arch: str, redirect: str, run_id: str) -> dict:

@@ -20,7 +20,7 @@ from .chaos.kinds import (
 )
 from .checker import Checker, kind, parse_duration
 from .errors import SpecError
-from .mesh.topology import ARCHITECTURES, limits
+from .mesh.topology import ARCHITECTURES, SPLIT_ARCHITECTURES, TARGET_PROXIES, limits
 from .redirect.kinds import REDIRECTS
 from .spec import ClusterSpec, parse_cluster
 from .yamlsrc import YMap
@@ -30,7 +30,6 @@ __all__ = ["Experiment", "FaultSpec", "Target", "load_experiment", "parse_experi
 
 MESH_ARCHS = [a for a in ARCHITECTURES if a != "none"]
 TARGET_KEYS = ("pod", "service", "node")
-AMBIENT_PROXIES = ("micro", "l7")
 MAX_TRAFFIC = 3600.0  # seconds of traffic in one experiment
 MAX_RATE = 500.0  # requests per second per flow
 MAX_SEED = 2 ** 32 - 1
@@ -42,7 +41,7 @@ CLUSTER_KEYS = {"nodes", "services", "calls", "mesh"}
 class Target:
     kind: str  # pod | service | node
     name: str
-    proxy: str | None = None  # ambient: micro | l7
+    proxy: str | None = None  # ambient, ztunnel: l4 | l7 (topology.TARGET_PROXIES)
 
     def describe(self) -> str:
         return f"{self.kind} {self.name}" + (f" ({self.proxy} proxy)" if self.proxy else "")
@@ -393,11 +392,12 @@ def _target(ck: Checker, value, line: int, where: str, cluster: ClusterSpec | No
             return None
     proxy = m.get("proxy")
     if proxy is not None:
-        if ck.choice(proxy, m.line_of("proxy"), f"{where}.proxy", AMBIENT_PROXIES, "one of ambient's proxies") is None:
+        if ck.choice(proxy, m.line_of("proxy"), f"{where}.proxy", TARGET_PROXIES,
+                     "an L4 or L7 proxy of ambient or ztunnel") is None:
             return None
-        if "ambient" not in archs:
-            ck.fail(m.line_of("proxy"), f"{where}.proxy", "picks an ambient proxy, but ambient is not among the "
-                    "architectures")
+        if not set(archs) & set(SPLIT_ARCHITECTURES):
+            ck.fail(m.line_of("proxy"), f"{where}.proxy", f"picks between L4 and L7 proxies, but none of "
+                    f"{', '.join(SPLIT_ARCHITECTURES)} (the architectures that have both) is among the architectures")
             return None
     return Target(tkind, name, proxy)
 

@@ -28,7 +28,7 @@ from .cluster.plan import make_plan
 from .errors import NotRootError, TestbedError
 from .mesh import supervisorctl
 from .mesh.stage import MeshStage
-from .mesh.topology import ARCHITECTURES, limits, make_topology
+from .mesh.topology import ARCHITECTURES, has_waypoints, limits, make_topology
 from .redirect import bpffs
 from .redirect.ebpf import EbpfRedirect
 from .redirect.iptables import IptablesRedirect
@@ -80,7 +80,7 @@ def up(spec_path: str | Path, arch: str = "none", redirect: str = DEFAULT_REDIRE
         run.save({"status": "building", "architecture": arch, "redirect": redirect, "backend": backend,
                   "spec_path": str(spec_path), "spec_text": Path(spec_path).read_text(), "id_block": block,
                   "created": time.time(), "pid": os.getpid(), "pid_start": process_start(os.getpid())})
-        plan = make_plan(spec, run_id, proxy_node=arch == "ambient", id_block=block)
+        plan = make_plan(spec, run_id, proxy_node=has_waypoints(arch), id_block=block)
         timings: dict[str, float] = {}
         built = stages(plan, run, arch, redirect, backend)
         for stage in built:

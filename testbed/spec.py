@@ -14,12 +14,16 @@ from .errors import SpecError
 from .yamlsrc import YMap
 
 __all__ = ["ClusterSpec", "Service", "Call", "Pod", "MeshSettings", "load_cluster", "loads_cluster", "parse_cluster",
-           "parse_duration", "NAME_RE", "PROXY_NODE"]
-PROXY_NODE = "waypoints"  # the dedicated node of the ambient L7 proxies
+           "parse_duration", "NAME_RE", "PROXY_NODE", "WAYPOINT_PREFIX", "TUNNELS"]
+PROXY_NODE = "waypoints"  # the dedicated node of the L7 proxies (waypoints) of ambient and ztunnel
+WAYPOINT_PREFIX = "waypoint-"  # waypoint-<sa>: a waypoint's own identity, so no service account may be named so
 TRUST_DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
 MIN_CONNECT_TIMEOUT, MAX_CONNECT_TIMEOUT = 0.01, 60.0  # seconds
 MAX_CONCURRENCY = 64
 SCOPES = ("all", "calls")
+# how L4 proxies (ambient, ztunnel) carry app connections to each other: HTTP/2 CONNECT streams
+# pooled in mTLS connections (Istio's HBONE), or one mTLS connection per app connection
+TUNNELS = ("hbone", "tcp")
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class Service:
     port: int
     replicas: int = 1
     nodes: tuple[str, ...] = ()  # empty: every node of the cluster
-    l7: bool = True  # ambient: whether calls to it go through its service account's L7 proxy
+    l7: bool = True  # ambient, ztunnel: whether calls to it go through its service account's waypoint
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class MeshSettings:
     concurrency: int = 1  # Envoy worker threads per proxy
     connect_timeout: float = 5.0  # seconds for a proxy's upstream TCP connect (Envoy's own default)
     scope: str = "all"  # which services a proxy knows: all, or only those its workloads call (Istio's Sidecar)
+    tunnel: str = "hbone"  # ambient, ztunnel: how L4 proxies carry app connections (TUNNELS)
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,7 @@ def parse_cluster(data, source: str = "<spec>", problems: list[str] | None = Non
                 ck.fail(raw.line_of(i), where, f"duplicate node {kind(n)}")
                 continue
             if n == PROXY_NODE:
-                ck.fail(raw.line_of(i), where, f"{n!r} is reserved for the ambient L7 proxies' node")
+                ck.fail(raw.line_of(i), where, f"{n!r} is reserved for the waypoints' node")
                 continue
             nodes.append(n)
 
@@ -245,6 +250,11 @@ def _parse_service(ck: Checker, item, line: int, where: str,
         sa = ck.name(m["serviceAccount"], m.line_of("serviceAccount"), f"{where}.serviceAccount", 63,
                      "service account")
         ok = ok and sa is not None
+    if sa is not None and sa.startswith(WAYPOINT_PREFIX):
+        ck.fail(m.line_of("serviceAccount") if "serviceAccount" in m else m.line_of("name"),
+                f"{where}.serviceAccount", f"{sa!r}: names starting with {WAYPOINT_PREFIX!r} are the waypoints' "
+                "own identities")
+        ok = False
     replicas = 1
     if "replicas" in m:
         replicas = ck.integer(m["replicas"], m.line_of("replicas"), f"{where}.replicas", 1,
@@ -281,7 +291,7 @@ def _parse_service(ck: Checker, item, line: int, where: str,
 
 def _parse_mesh(ck: Checker, value, line: int) -> MeshSettings | None:
     """Every problem of the mesh section is reported (not only the first)."""
-    m = ck.mapping(value, line, "mesh", set(), {"trustDomain", "concurrency", "connectTimeout", "scope"})
+    m = ck.mapping(value, line, "mesh", set(), {"trustDomain", "concurrency", "connectTimeout", "scope", "tunnel"})
     if m is None:
         return None
     settings, ok = MeshSettings(), True
@@ -306,6 +316,10 @@ def _parse_mesh(ck: Checker, value, line: int) -> MeshSettings | None:
         scope = ck.choice(m["scope"], m.line_of("scope"), "mesh.scope", SCOPES, "a scope")
         ok = ok and scope is not None
         settings = replace(settings, scope=scope or "all")
+    if "tunnel" in m:
+        tunnel = ck.choice(m["tunnel"], m.line_of("tunnel"), "mesh.tunnel", TUNNELS, "a tunnel")
+        ok = ok and tunnel is not None
+        settings = replace(settings, tunnel=tunnel or "hbone")
     return settings if ok else None
 
 
@@ -325,7 +339,8 @@ def to_yaml(spec: ClusterSpec) -> str:
     doc = {"name": spec.name, "nodes": list(spec.nodes), "services": services,
            "calls": [{"from": c.source, "to": c.target} for c in spec.calls],
            "mesh": {"trustDomain": mesh.trust_domain, "concurrency": mesh.concurrency,
-                    "connectTimeout": f"{mesh.connect_timeout * 1000:g}ms", "scope": mesh.scope}}
+                    "connectTimeout": f"{mesh.connect_timeout * 1000:g}ms", "scope": mesh.scope,
+                    "tunnel": mesh.tunnel}}
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120)
 
 

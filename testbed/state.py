@@ -13,6 +13,7 @@ from . import naming
 from .atomic import write_json
 from .cluster.plan import ClusterPlan, make_plan
 from .errors import TestbedError
+from .mesh.topology import has_waypoints
 from .spec import loads_cluster
 
 STATE_VERSION = 1
@@ -113,7 +114,7 @@ class Run:
     def plan(self) -> ClusterPlan:
         state = self.load()
         spec = loads_cluster(state["spec_text"], state["spec_path"])
-        return make_plan(spec, self.run_id, proxy_node=state.get("architecture") == "ambient",
+        return make_plan(spec, self.run_id, proxy_node=has_waypoints(state.get("architecture", "none")),
                          id_block=int(state.get("id_block", 0)))
 
     def remove(self) -> bool:

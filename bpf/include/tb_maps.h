@@ -18,6 +18,9 @@
 #ifndef TB_MAX_BACKENDS
 #define TB_MAX_BACKENDS 8192
 #endif
+#ifndef TB_MAX_CAPTURES
+#define TB_MAX_CAPTURES 8192     /* inbound capture keys: each pod's port, and its HBONE port behind a ztunnel */
+#endif
 #ifndef TB_MAX_FLOWS
 #define TB_MAX_FLOWS 65536
 #endif
@@ -51,7 +54,8 @@ struct tb_addr { __u32 ip; __u16 port; __u16 pad; };      /* net order */
  * addresses are unique, and a node proxy sees them from another namespace). */
 struct tb_flow_key { __u64 netns; __u32 ip; __u32 port; };
 
-/* Inbound capture: a pod address and port (net order) -> slot of the serving proxy's listener. */
+/* Inbound capture: a pod address and port (net order) -> slot of the serving proxy's listener
+ * (slots below TB_MAX_PODS: a proxy's inbound at its index, a ztunnel's HBONE MAX_PROXIES (addressing.py) above it). */
 struct tb_inbound_key { __u32 ip; __u16 port; __u16 pad; };
 
 /* sk_msg short-circuit: both ends of a local connection, ips net order, ports host order. */
@@ -78,7 +82,7 @@ BPF_TABLE_PINNED("hash", struct tb_svc_key, struct tb_svc, tb_services, TB_MAX_S
 BPF_TABLE_PINNED("array", __u32, struct tb_addr, tb_backends, TB_MAX_BACKENDS, TB_PIN_DIR "/tb_backends");
 BPF_TABLE_PINNED("lru_hash", __u64, struct tb_addr, tb_cookie_orig, TB_MAX_FLOWS, TB_PIN_DIR "/tb_cookie_orig");
 BPF_TABLE_PINNED("lru_hash", struct tb_flow_key, struct tb_addr, tb_flow_orig, TB_MAX_FLOWS, TB_PIN_DIR "/tb_flow_orig");
-BPF_TABLE_PINNED("hash", struct tb_inbound_key, __u32, tb_inbound, TB_MAX_PODS, TB_PIN_DIR "/tb_inbound");
+BPF_TABLE_PINNED("hash", struct tb_inbound_key, __u32, tb_inbound, TB_MAX_CAPTURES, TB_PIN_DIR "/tb_inbound");
 BPF_TABLE_PINNED("sockmap", __u32, __u64, tb_inbound_socks, TB_MAX_PODS, TB_PIN_DIR "/tb_inbound_socks");
 /* bcc's BPF_SOCKHASH cannot be pinned: the same declaration, with a pinned section */
 struct tb_sockets_table_t {
@@ -95,7 +99,7 @@ __attribute__((section("maps/sockhash:" TB_PIN_DIR "/tb_sockets")))
 struct tb_sockets_table_t tb_sockets = {.max_entries = TB_MAX_FLOWS};
 BPF_ANNOTATE_KV_PAIR(tb_sockets, struct tb_sock_key, int);
 BPF_TABLE_PINNED("hash", __u64, struct tb_stats, tb_stats, TB_MAX_PODS, TB_PIN_DIR "/tb_stats");
-BPF_TABLE_PINNED("hash", struct tb_inbound_key, struct tb_inbound_stats, tb_inbound_stats, TB_MAX_PODS,
+BPF_TABLE_PINNED("hash", struct tb_inbound_key, struct tb_inbound_stats, tb_inbound_stats, TB_MAX_CAPTURES,
                  TB_PIN_DIR "/tb_inbound_stats");
 
 #define TB_IS_LOOPBACK(ip_net_order) (((ip_net_order) & 0xff) == 127)

@@ -36,12 +36,8 @@ def resolve(ctx: ChaosContext, spec: FaultSpec) -> list[Proxy]:
     else:
         pods = [p.name for p in plan.pods_on(t.name)]
     out: dict[str, Proxy] = {}
-    for name in pods:
-        if t.proxy == "l7":
-            pod = plan.pod(name)
-            proxy = topo.l7_for(pod.service_account) if plan.spec.service(pod.service).l7 else None
-        else:
-            proxy = topo.serving(name)
+    for name in pods:  # `proxy: l7` picks the pod's waypoint; otherwise the proxy serving it
+        proxy = topo.waypoint_of(plan, plan.pod(name).service) if t.proxy == "l7" else topo.serving(name)
         if proxy is not None:
             out[proxy.name] = proxy
     return list(out.values())

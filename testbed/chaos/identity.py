@@ -1,6 +1,8 @@
 """Identity compromise: an attacker takes every key held by the proxy serving the target,
 then, from a host of its own on the fabric, tries every service with every stolen identity
-over real mTLS. What it reached is the blast radius of a compromised proxy."""
+over real mTLS (through HBONE tunnels where the mesh uses them), by every door: the front
+one and, behind a waypoint, around it to a pod's L4 proxy. What it reached is the blast
+radius of a compromised proxy."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 
 from ..cluster import netns, procs
 from ..identity import spiffe_id
-from ..mesh.entry import entry_point
+from ..mesh.entry import dial, doors
 from .base import Fault
 
 ATTACKER = "attacker"
@@ -32,14 +34,11 @@ class IdentityCompromise(Fault):
         ns, ip = ctx.cluster.add_host(f"{ATTACKER}{self.index}", self.index)
         self._netns = ns
         reached = []
+        tries = [(svc.name, door) for svc in plan.services for door in doors(plan, mesh.topo, svc.name)]
         for sa in stolen:
-            for svc in plan.services:
-                host, port = entry_point(plan, mesh.topo, svc.name)
-                r = procs.run(["curl", "-sk", "-m", "3", "-o", "/dev/null", "-w", "%{http_code}",
-                               "--cert", str(loot / f"{sa}.crt"), "--key", str(loot / f"{sa}.key"),
-                               f"https://{host}:{port}/"], ns, timeout=10)
-                if r.stdout.strip() == "200":
-                    reached.append([spiffe_id(td, sa), svc.name])
+            answers = dial(ns, loot / f"{sa}.crt", loot / f"{sa}.key", [door for _, door in tries])
+            for service in dict.fromkeys(s for (s, _), status in zip(tries, answers, strict=True) if status == "200"):
+                reached.append([spiffe_id(td, sa), service])
         self.details = {"attacker": ip, "identities_exposed": [spiffe_id(td, sa) for sa in stolen],
                         "reachable_pairs": reached}
 

@@ -1,7 +1,7 @@
 """A bad Wasm extension: a proxy-wasm filter that traps, loops, eats memory or denies
 everything, attached to the target service's traffic at the proxy that serves it (the
-inbound of a sidecar or node proxy, the L7 proxy in ambient; micro-proxies run no
-extensions). The module is built from WAT in the repository at run time. Whom else it hurts
+inbound of a sidecar or node proxy, the waypoint in ambient and ztunnel; their L4 proxies
+run no extensions). The module is built from WAT in the repository at run time. Whom else it hurts
 is the isolation question of shared proxies."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import TestbedError
 from ..experiment import FaultSpec, Target
 from ..mesh import render, supervisorctl
+from ..mesh.topology import SPLIT_ARCHITECTURES
 from .base import ChaosContext, Fault, resolve
 from .kinds import WASM_BEHAVIORS, WASM_POLICIES
 
@@ -34,7 +35,7 @@ class WasmExtension(Fault):
     kind = "wasm"
 
     def __init__(self, spec: FaultSpec, ctx: ChaosContext, index: int = 0):
-        if ctx.arch == "ambient" and spec.target.proxy != "l7":  # only L7 proxies run extensions
+        if ctx.arch in SPLIT_ARCHITECTURES and spec.target.proxy != "l7":  # only waypoints run extensions
             t = spec.target
             spec = FaultSpec(spec.kind, Target(t.kind, t.name, "l7"), spec.at, spec.duration, spec.options, spec.line)
         super().__init__(spec, ctx, index)

@@ -104,7 +104,7 @@ def _proxy_crash(site: Site, fault: FaultSpec) -> tuple[str, list, list, list, l
     if site.engine == NONE:
         return "the `none` architecture has no proxy to crash"
     if t.proxy == "l7" and site.engine != ISTIO_AMBIENT:
-        return "it names ambient's L7 proxy, which this architecture does not have"
+        return "it names a waypoint (`proxy: l7`), which this architecture does not have"
     notes = ["restartDelay is the kubelet's: Chaos Mesh kills, the kubelet restarts (then backs off)"] \
         if fault.options.get("restartDelay") else []
     if site.engine == ISTIO_SIDECAR:

@@ -44,10 +44,9 @@ def export_k8s(source, archs, out_dir, namespace, image, force, as_json):
     \b
       sidecar -> Istio sidecars: STRICT mTLS, an AuthorizationPolicy per service
       ztunnel -> Istio ambient: ztunnel, a waypoint per service account
-                 (ambient goes there until the testbed has its ztunnel architecture)
       node    -> Cilium's per-node Envoy: L7 CiliumNetworkPolicy, mutual authentication
       none    -> the workloads alone
-    node-sa, and the per-workload micro-proxy once ztunnel exists, have no production
+    node-sa, and ambient's per-workload micro-proxy, have no production
     data plane: refused.
 
     Every manifest is checked before anything is written: its authorization must be the

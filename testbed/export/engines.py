@@ -15,16 +15,12 @@ from ..spec import ClusterSpec
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 NONE, ISTIO_SIDECAR, ISTIO_AMBIENT, CILIUM = "plain", "istio-sidecar", "istio-ambient", "cilium"
 
-# The testbed's `ztunnel` (a per-node L4 proxy with waypoints) is what Istio ambient is; until
-# that architecture exists here, `ambient` is exported as Istio ambient.
-_HAS_ZTUNNEL = "ztunnel" in ARCHITECTURES
-ENGINES = {"none": NONE, "sidecar": ISTIO_SIDECAR, "node": CILIUM,
-           "ztunnel" if _HAS_ZTUNNEL else "ambient": ISTIO_AMBIENT}
+# The testbed's `ztunnel` (a per-node L4 proxy with waypoints) is what Istio ambient is.
+ENGINES = {"none": NONE, "sidecar": ISTIO_SIDECAR, "node": CILIUM, "ztunnel": ISTIO_AMBIENT}
 _NO_DATA_PLANE = ("has no production data plane to export to: no mesh runs {what}. Measure it here "
                   "(`testbed run`) or, for clusters larger than one machine, in the model (`testbed simulate`)")
-REFUSED = {"node-sa": _NO_DATA_PLANE.format(what="one proxy per service account per node")}
-if _HAS_ZTUNNEL:
-    REFUSED["ambient"] = _NO_DATA_PLANE.format(what="a per-workload mTLS micro-proxy")
+REFUSED = {"node-sa": _NO_DATA_PLANE.format(what="one proxy per service account per node"),
+           "ambient": _NO_DATA_PLANE.format(what="a per-workload mTLS micro-proxy")}
 EXPORTABLE = tuple(a for a in ARCHITECTURES if a in ENGINES)
 
 # Labels: nodes carry the spec's node name; every pod carries its service and its role.

@@ -6,7 +6,11 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+import time
 from pathlib import Path
+
+QUIET, DRAIN_MAX = 0.3, 5.0  # at SIGTERM: read on until the wire is quiet this long (at most DRAIN_MAX)
+BUFFER = 8 << 20  # the capture socket's receive buffer (capped by net.core.rmem_max)
 
 
 def main(argv=None) -> int:
@@ -16,15 +20,26 @@ def main(argv=None) -> int:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--run", default="", help="run id (a tag, so clean-up can find this process)")
     args = ap.parse_args(argv)
-    from scapy.all import TCP, AsyncSniffer, wrpcap
+    from scapy.all import TCP, AsyncSniffer, conf, wrpcap
+
+    conf.bufsize = BUFFER  # scapy's 64 KiB overflows in a burst of handshakes while this loop lags
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     ready = Path(args.out + ".ready")
-    sniffer = AsyncSniffer(iface=args.iface, lfilter=lambda p: TCP in p, store=True,
+    last = [time.monotonic()]
+
+    def seen(_packet) -> None:
+        last[0] = time.monotonic()
+
+    sniffer = AsyncSniffer(iface=args.iface, lfilter=lambda p: TCP in p, prn=seen, store=True,
                            started_callback=ready.touch)
     sniffer.start()
     stop.wait(args.duration)
+    # what the kernel queued before the stop is still to be read (this loop lags under load)
+    deadline = time.monotonic() + DRAIN_MAX
+    while time.monotonic() - last[0] < QUIET and time.monotonic() < deadline:
+        time.sleep(0.05)
     packets = sniffer.stop() or []
     wrpcap(args.out, packets)
     ready.unlink(missing_ok=True)

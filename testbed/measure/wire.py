@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cluster import procs
@@ -51,13 +51,30 @@ class WireSummary:
     payload_packets: int
     tls_packets: int
     plaintext_http: list[bytes]  # the first bytes of each payload that looks like HTTP
+    # TCP connections that carried TLS, by server ("ip:port"): how many connections app
+    # traffic really cost on the wire (HBONE multiplexes many app connections into one)
+    tls_connections: dict[str, int] = field(default_factory=dict)
+
+
+def _is_tls(payload: bytes) -> bool:
+    return payload[0] in TLS_CONTENT_TYPES and payload[1:3] in (b"\x03\x01", b"\x03\x03")
 
 
 def summarize(pcap: str) -> WireSummary:
-    from scapy.all import TCP, rdpcap
+    from scapy.all import IP, TCP, rdpcap
 
     packets = rdpcap(pcap)
-    payloads = [bytes(p[TCP].payload) for p in packets if TCP in p and len(p[TCP].payload)]
+    segments = [p for p in packets if TCP in p and IP in p and len(p[TCP].payload)]
+    payloads = [bytes(p[TCP].payload) for p in segments]
     plain = [pl[:80] for pl in payloads if any(m in pl for m in HTTP_MARKERS)]
-    tls = [pl for pl in payloads if pl[0] in TLS_CONTENT_TYPES and pl[1:3] in (b"\x03\x01", b"\x03\x03")]
-    return WireSummary(len(packets), len(payloads), len(tls), plain)
+    tls = [pl for pl in payloads if _is_tls(pl)]
+    servers: dict[frozenset, str] = {}
+    for p in segments:
+        ends = {(p[IP].src, p[TCP].sport), (p[IP].dst, p[TCP].dport)}
+        if frozenset(ends) not in servers and _is_tls(bytes(p[TCP].payload)):
+            ip, port = min(ends, key=lambda end: end[1])  # clients' ports are ephemeral (32768 up)
+            servers[frozenset(ends)] = f"{ip}:{port}"
+    by_server: dict[str, int] = {}
+    for server in servers.values():
+        by_server[server] = by_server.get(server, 0) + 1
+    return WireSummary(len(packets), len(payloads), len(tls), plain, by_server)

@@ -1,1 +1,1 @@
-"""The mesh stage: Envoy proxies placed per architecture (sidecar, node, node-sa, ambient)."""
+"""The mesh stage: Envoy proxies placed per architecture (sidecar, node, node-sa, ambient, ztunnel)."""

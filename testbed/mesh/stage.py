@@ -15,7 +15,7 @@ from .. import idblocks, identity, naming
 from ..cluster import cgroups, procs
 from ..cluster.plan import ClusterPlan
 from ..errors import TestbedError
-from ..redirect.ebpf import pin_dir
+from ..redirect.ebpf import listener_slots, pin_dir
 from ..state import Run
 from ..wait import wait_for
 from . import envoy, render
@@ -67,8 +67,10 @@ class MeshStage:
     def build(self, progress=lambda msg: None) -> dict:
         t0 = time.monotonic()
         spec = self.plan.spec
-        progress(f"issuing SVIDs for {len(spec.service_accounts())} service accounts")
-        ids = identity.issue(self.run.identity_dir, spec.mesh.trust_domain, spec.service_accounts())
+        # every account's (what an attacker with stolen keys may hold), and the waypoints' own
+        names = sorted(set(spec.service_accounts()) | set(self.topo.identities()))
+        progress(f"issuing SVIDs for {len(names)} identities")
+        ids = identity.issue(self.run.identity_dir, spec.mesh.trust_domain, names)
         progress(f"rendering {len(self.topo.proxies)} proxy configs")
         shared_dir(self.run.proxies_dir)
         for proxy in self.topo.proxies:
@@ -110,10 +112,10 @@ class MeshStage:
                 "name": p.name, "role": p.role, "netns": p.netns, "cgroup": p.cgroup, "uid": p.uid,
                 "base_id": p.base_id, "config": str(self.config_path(p)), "admin_port": p.admin_port,
                 "concurrency": self.plan.spec.mesh.concurrency, "log": self.run.log(p.name),
-                "net_admin": p.role in ("node", "node-sa"),
-                # eBPF capture: after every (re)start, the inbound listener goes into this slot
-                "inbound": {"pins": pin_dir(self.run.run_id), "slot": p.index, "port": p.inbound_port}
-                if self.redirect == "ebpf" and p.inbound_port else None,
+                "net_admin": p.role in ("node", "node-sa", "ztunnel"),
+                # eBPF capture: after every (re)start, these listeners (port) go into these slots
+                "capture": {"pins": pin_dir(self.run.run_id), "listeners": listener_slots(self.plan, p)}
+                if self.redirect == "ebpf" and listener_slots(self.plan, p) else None,
             } for p in self.topo.proxies],
         }
 

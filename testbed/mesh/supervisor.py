@@ -63,6 +63,7 @@ class Managed:
         return drop + [envoy, "-c", s["config"], "--base-id", str(s["base_id"]), "--restart-epoch", str(epoch),
                        "--concurrency", str(s.get("concurrency", 1)), "--log-level", "warn",
                        "--drain-time-s", "1", "--parent-shutdown-time-s", "3",
+                       "--file-flush-interval-msec", "1000",  # the tunnel log (stdout) within a second
                        "--service-node", self.name, "--service-cluster", s["role"]]
 
     def status(self) -> dict:
@@ -122,21 +123,24 @@ class Supervisor:
                 if m.state == "starting" and m.proc is not None and \
                         admin.ready(m.spec["netns"], m.spec["admin_port"], m.epoch):
                     m.state, m.ready_at, m.failures = "ready", time.time(), 0
-                    self._register_inbound(m)
+                    self._register_captured(m)
             self._write_status()
 
-    def _register_inbound(self, m: Managed) -> None:
-        """eBPF capture: hand the (new) inbound listener to the capture map. Before the redirect
-        stage has pinned the map (first start), it registers the listeners itself."""
-        inbound = m.spec.get("inbound")
-        if not inbound or not os.path.exists(f"{inbound['pins']}/tb_inbound_socks"):
+    def _register_captured(self, m: Managed) -> None:
+        """eBPF capture: hand the (new) captured listeners (inbound, a ztunnel's HBONE) to the
+        capture map. Before the redirect stage has pinned the map (first start), it registers
+        the listeners itself."""
+        capture = m.spec.get("capture")
+        if not capture or not os.path.exists(f"{capture['pins']}/tb_inbound_socks"):
             return
         from ..redirect.ebpf import register_listener
 
-        try:
-            register_listener(inbound["pins"], inbound["slot"], inbound["port"], m.proc.pid)
-        except (OSError, LookupError) as exc:
-            print(f"{m.name}: could not register the inbound listener: {exc}", file=sys.stderr, flush=True)
+        for slot, port in capture["listeners"]:
+            try:
+                register_listener(capture["pins"], slot, port, m.proc.pid)
+            except (OSError, LookupError) as exc:
+                print(f"{m.name}: could not register the listener on port {port}: {exc}", file=sys.stderr,
+                      flush=True)
 
     def _write_status(self) -> None:
         status = {name: m.status() for name, m in self.proxies.items()}

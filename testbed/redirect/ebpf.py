@@ -10,8 +10,9 @@ supervisor and `testbed bpf stats` can reach them after the loader has exited.
   (Envoy's original_dst listener filter). Proxies' own connections are never captured:
   they sit in their own cgroups.
 - sk_lookup on the namespace where inbound is captured: connections to a served pod's port
-  go to its proxy's inbound listener (dropped while that proxy restarts). For node and
-  node-sa, policy routing first makes such packets local to the node.
+  go to its proxy's inbound listener (dropped while that proxy restarts), and HBONE tunnels
+  to a pod's port 15008 to its node's ztunnel. For node, node-sa and ztunnel, policy routing
+  first makes such packets local to the node.
 - sockops + sk_msg: local (loopback) connections, app <-> its sidecar or micro-proxy, move
   bytes socket to socket, skipping TCP/IP.
 """
@@ -28,11 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import naming
+from ..addressing import HBONE_PORT, MAX_PROXIES
 from ..atomic import write_json
 from ..cluster import cgroups, netns, procs
 from ..cluster.plan import BRIDGE, ClusterPlan
 from ..errors import TestbedError
-from ..mesh.topology import FINAL_HOP_MARK
+from ..mesh.topology import FINAL_HOP_MARK, Proxy
 from ..state import Run
 from . import bpffs
 from .bpf_compile import compile_all
@@ -102,6 +104,28 @@ def pin_dir(run_id: str) -> str:
     return f"{bpffs.BPF_FS}/{naming.TAG}-{run_id}"
 
 
+NODE_LEVEL = ("node", "node-sa", "ztunnel")  # proxies in the node's namespace, serving pods behind it
+
+
+def captures(plan: ClusterPlan, proxy: Proxy) -> list[tuple[str, int, int, int]]:
+    """What sk_lookup steers to `proxy`: (pod address, port, slot in tb_inbound_socks, the
+    proxy's listening port). Every proxy with an inbound listener takes its pods' own ports;
+    a ztunnel also takes HBONE to its pods (port 15008 of their addresses, which are not the
+    node's), in a second range of slots."""
+    out = []
+    for name in proxy.serves if proxy.inbound_port else ():
+        pod = plan.pod(name)
+        out.append((pod.ip, pod.port, proxy.index, proxy.inbound_port))
+        if proxy.role == "ztunnel" and proxy.hbone_port:
+            out.append((pod.ip, proxy.hbone_port, MAX_PROXIES + proxy.index, proxy.hbone_port))
+    return out
+
+
+def listener_slots(plan: ClusterPlan, proxy: Proxy) -> list[tuple[int, int]]:
+    """(slot, listening port) of each of `proxy`'s listeners that sk_lookup steers to."""
+    return sorted({(slot, port) for _, _, slot, port in captures(plan, proxy)})
+
+
 @dataclass(frozen=True)
 class Attachment:
     program: str
@@ -145,8 +169,8 @@ class EbpfRedirect:
             self._capture_inbound(progs["sk_lookup"])
             pids = {name: st["pid"] for name, st in self.mesh.proxy_status().items()}
             for proxy in self.topo.proxies:
-                if proxy.inbound_port:
-                    register_listener(self.pins, proxy.index, proxy.inbound_port, pids[proxy.name])
+                for slot, port in listener_slots(self.plan, proxy):
+                    register_listener(self.pins, slot, port, pids[proxy.name])
         for fd in progs.values():
             os.close(fd)
         return {"redirect": time.monotonic() - t0}
@@ -211,23 +235,23 @@ class EbpfRedirect:
             os.close(fd)
 
     def _capture_inbound(self, sk_lookup_fd: int) -> None:
-        """Which pod ports go to which proxy's listener slot, and where sk_lookup runs."""
+        """Which pod addresses and ports go to which proxy's listener slot, and where sk_lookup
+        runs."""
         inbound = bpffs.obj_get(f"{self.pins}/tb_inbound")
+        spaces: dict[str, list[tuple[str, int]]] = {}
+        node_level = set()
         try:
-            spaces = {}
             for proxy in self.topo.proxies:
-                if not proxy.inbound_port:
-                    continue
-                for name in proxy.serves:
-                    pod = self.plan.pod(name)
-                    bpffs.map_update(inbound, InboundKey(ip_net(pod.ip), socket.htons(pod.port)),
-                                     ctypes.c_uint32(proxy.index))
-                spaces[proxy.netns] = proxy
+                for ip, port, slot, _ in captures(self.plan, proxy):
+                    bpffs.map_update(inbound, InboundKey(ip_net(ip), socket.htons(port)), ctypes.c_uint32(slot))
+                    spaces.setdefault(proxy.netns, []).append((ip, port))
+                if proxy.role in NODE_LEVEL:
+                    node_level.add(proxy.netns)
         finally:
             os.close(inbound)
-        for i, (ns, proxy) in enumerate(sorted(spaces.items())):
-            if proxy.role in ("node", "node-sa"):
-                self._route_inbound_locally(ns)
+        for i, (ns, targets) in enumerate(sorted(spaces.items())):
+            if ns in node_level:
+                self._route_inbound_locally(ns, sorted(set(targets)))
             fd = os.open(netns.path(ns), os.O_RDONLY)
             try:
                 link = bpffs.link_create(sk_lookup_fd, fd, SK_LOOKUP)
@@ -236,10 +260,11 @@ class EbpfRedirect:
             finally:
                 os.close(fd)
 
-    def _route_inbound_locally(self, node_netns: str) -> None:
-        """Policy routing (not iptables) in a node: TCP to a local pod's served port is
-        delivered locally, where sk_lookup hands it to the serving proxy; the proxies' own
-        final hop to the pod carries a mark and is routed normally."""
+    def _route_inbound_locally(self, node_netns: str, targets: list[tuple[str, int]]) -> None:
+        """Policy routing (not iptables) in a node: TCP to a local pod's captured port
+        (`targets`: its served port, and 15008 behind a ztunnel) is delivered locally, where
+        sk_lookup hands it to the serving proxy; the proxies' own final hop to the pod
+        carries a mark and is routed normally."""
         node = next(n for n in self.plan.nodes if n.netns == node_netns)
         # "src": the node's own connections to a pod (a proxy's same-node call) need a local
         # source address. accept_local: with port-based rules, the reverse-path check of the
@@ -248,9 +273,9 @@ class EbpfRedirect:
         cmds = [["ip", "rule", "add", "pref", str(RULE_PREF), "fwmark", str(FINAL_HOP_MARK), "lookup", "main"],
                 ["ip", "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", str(INBOUND_TABLE),
                  "src", node.gateway]]
-        for pod in self.plan.pods_on(node.name):
-            cmds.append(["ip", "rule", "add", "pref", str(RULE_PREF + 1), "to", f"{pod.ip}/32", "ipproto", "tcp",
-                         "dport", str(pod.port), "lookup", str(INBOUND_TABLE)])
+        for ip, port in targets:
+            cmds.append(["ip", "rule", "add", "pref", str(RULE_PREF + 1), "to", f"{ip}/32", "ipproto", "tcp",
+                         "dport", str(port), "lookup", str(INBOUND_TABLE)])
         for cmd in cmds:
             r = procs.run(cmd, node_netns)
             if r.returncode != 0:
@@ -369,15 +394,16 @@ def stats(plan: ClusterPlan) -> dict:
                 out["nodes"][name] = row
     finally:
         os.close(fd)
-    by_addr = {(p.ip, p.port): p.name for p in plan.pods}
+    # a pod's own port, and HBONE to the pod (its ztunnel's): both are connections into the pod
+    by_addr = {(p.ip, port): p.name for p in plan.pods for port in (p.port, HBONE_PORT)}
     fd = bpffs.obj_get(f"{pins}/tb_inbound_stats")
     try:
         for key in bpffs.map_keys(fd, InboundKey):
             value = InboundStats()
             pod = by_addr.get((ip_str(key.vip), socket.ntohs(key.port)))
             if pod and bpffs.map_lookup(fd, key, value):
-                out["pods"][pod]["inbound_steered"] = value.steered
-                out["pods"][pod]["inbound_dropped"] = value.dropped
+                out["pods"][pod]["inbound_steered"] += value.steered
+                out["pods"][pod]["inbound_dropped"] += value.dropped
     finally:
         os.close(fd)
     return out

@@ -4,9 +4,10 @@ where the proxy sits:
 - sidecar, micro (pod namespace): the app's connections to service VIPs go to the proxy's
   outbound port, except the proxy's own (matched by its uid); connections to the pod's own
   port go to its inbound port, so nobody reaches the app around the proxy.
-- node, node-sa (node namespace): connections from a pod to a VIP go to the outbound port of
-  the proxy serving that pod; connections to a local pod's port, from other nodes or from
-  this node's proxies, go to the inbound port of the proxy serving it; the proxies' own
+- node, node-sa, ztunnel (node namespace): connections from a pod to a VIP go to the
+  outbound port of the proxy serving that pod; connections to a local pod's port, from
+  other nodes or from this node's proxies, go to the inbound port of the proxy serving it
+  (and, behind a ztunnel, HBONE to the pod's port 15008 to the ztunnel's); the proxies' own
   plaintext last hop carries a mark and passes.
 Envoy recovers the original destination with SO_ORIGINAL_DST (original_dst listener filter).
 Service VIPs are translated by DNAT in the nodes, as kube-proxy does (cluster/services.py),
@@ -42,7 +43,7 @@ def render(plan: ClusterPlan, topo: MeshTopology) -> dict[str, str]:
                 f"-A TB-MESH-IN -d {pod.ip}/32 -p tcp --dport {pod.port} "
                 f"-j REDIRECT --to-ports {proxy.inbound_port}",
             ]
-        elif proxy.role in ("node", "node-sa"):
+        elif proxy.role in ("node", "node-sa", "ztunnel"):
             rules = out.setdefault(proxy.netns, [
                 ":TB-MESH-PRE - [0:0]", ":TB-MESH-OUT - [0:0]",
                 "-I PREROUTING 1 -p tcp -j TB-MESH-PRE", "-I OUTPUT 1 -p tcp -j TB-MESH-OUT",
@@ -58,6 +59,9 @@ def render(plan: ClusterPlan, topo: MeshTopology) -> dict[str, str]:
                     f"-A TB-MESH-OUT -d {pod.ip}/32 -p tcp --dport {pod.port} "
                     f"-j REDIRECT --to-ports {proxy.inbound_port}",
                 ]
+                if proxy.role == "ztunnel" and proxy.hbone_port:
+                    rules += [f"-A TB-MESH-{chain} -d {pod.ip}/32 -p tcp --dport {proxy.hbone_port} "
+                              f"-j REDIRECT --to-ports {proxy.hbone_port}" for chain in ("PRE", "OUT")]
     return {ns: "\n".join(["*nat", *rules, "COMMIT", ""]) for ns, rules in out.items()}
 
 

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from testbed import runner
+from testbed.mesh.topology import ARCHITECTURES
 from testbed.redirect import ebpf
 from testbed.traffic import matrix
 
@@ -27,7 +28,7 @@ def ebpf_run(request, run_id):
     tb("down", "--run", run_id, check=False)
 
 
-every_arch = pytest.mark.parametrize("ebpf_run", ["none", "sidecar", "node", "node-sa", "ambient"], indirect=True)
+every_arch = pytest.mark.parametrize("ebpf_run", ARCHITECTURES, indirect=True)
 
 
 def _rules(netns: str) -> list[str]:
@@ -64,7 +65,10 @@ def test_ebpf_redirection(ebpf_run):
         assert web["balanced"] == n and web["redirected"] == 0 and steered == 0
     else:
         assert web["redirected"] == n and web["balanced"] == 0
-        assert 1 <= steered <= 11  # one per connection into db-0's proxy (proxies may reuse connections)
+    if arch == "ambient":  # HBONE reaches the micro-proxy's own port 15008 in the pod: nothing to steer
+        assert steered == 0
+    elif arch != "none":  # one per connection into db-0's proxy (proxies may reuse connections)
+        assert 1 <= steered <= 11
     if arch in ("sidecar", "ambient"):  # app <-> its proxy share a namespace: short-circuited
         assert web["orig_dst"] == n
         assert web["sc_msgs"] >= 2 * n and web["sc_bytes"] > 0

@@ -30,7 +30,7 @@ def test_validate_bad_spec_lists_every_problem():
 
 def test_validate_checks_experiments_too():
     r = CliRunner().invoke(main, ["validate", str(FIXTURES.parent.parent / "experiments" / "network.yaml")])
-    assert r.exit_code == 0 and "valid experiment: 5 faults (delay, drop, tcp-reset), in 4 architectures" in r.output
+    assert r.exit_code == 0 and "valid experiment: 5 faults (delay, drop, tcp-reset), in 5 architectures" in r.output
     bad = FIXTURES / "experiments" / "bad_kind.yaml"
     r = CliRunner().invoke(main, ["validate", str(bad)])
     assert r.exit_code == 1 and f"{bad}:5: faults[0].kind: unknown fault kind 'proxy-explode'" in r.output

@@ -10,21 +10,29 @@ import yaml
 from testbed import identity, spec
 from testbed.cluster.plan import make_plan
 from testbed.mesh import envoy, render
-from testbed.mesh.topology import make_topology
+from testbed.mesh.topology import ARCHITECTURES, has_waypoints, make_topology
+from testbed.spec import TUNNELS
 
 from ..conftest import FIXTURES
 
-ROLES = {"sidecar": "sidecar", "node": "node", "node-sa": "node-sa", "micro": "ambient", "l7": "ambient"}
+ROLES = [("sidecar", "sidecar", "hbone"), ("node", "node", "hbone"), ("node-sa", "node-sa", "hbone")] + [
+    (arch, role, tunnel) for arch, role in (("ambient", "micro"), ("ambient", "l7"), ("ztunnel", "ztunnel"),
+                                            ("ztunnel", "l7")) for tunnel in TUNNELS]
 
 
-@pytest.mark.parametrize("role", ROLES)
-def test_role_config_validates(role, tmp_path):
-    s = spec.load_cluster(FIXTURES / "mesh.yaml")
-    arch = ROLES[role]
-    plan = make_plan(s, "v1", proxy_node=arch == "ambient")
+def load(tmp_path, tunnel: str = "hbone") -> spec.ClusterSpec:
+    path = tmp_path / "mesh.yaml"
+    path.write_text((FIXTURES / "mesh.yaml").read_text() + f"mesh: {{tunnel: {tunnel}}}\n")
+    return spec.load_cluster(path)
+
+
+@pytest.mark.parametrize("arch, role, tunnel", ROLES)
+def test_role_config_validates(arch, role, tunnel, tmp_path):
+    s = load(tmp_path, tunnel)
+    plan = make_plan(s, "v1", proxy_node=has_waypoints(arch))
     topo = make_topology(plan, arch)
     certs = tmp_path / "certs"
-    identity.issue(certs, s.mesh.trust_domain, s.service_accounts())
+    identity.issue(certs, s.mesh.trust_domain, topo.identities())
     proxies = [p for p in topo.proxies if p.role == role]
     assert proxies
     for proxy in proxies[:2]:
@@ -57,16 +65,17 @@ def test_a_service_nobody_calls_denies_everyone():
     assert rbac == {"action": "ALLOW", "policies": {}}
 
 
-@pytest.mark.parametrize("arch, role", [("sidecar", "sidecar"), ("node", "node"), ("ambient", "l7")])
-def test_config_with_a_wasm_extension_validates(arch, role, tmp_path):
+@pytest.mark.parametrize("arch, role, tunnel", [("sidecar", "sidecar", "hbone"), ("node", "node", "hbone"),
+                                                ("ambient", "l7", "tcp"), ("ztunnel", "l7", "hbone")])
+def test_config_with_a_wasm_extension_validates(arch, role, tunnel, tmp_path):
     """The chaos stage's bad extension, built from its WAT, in each role that runs extensions."""
     from testbed.chaos.wasm_fault import build
 
-    s = spec.load_cluster(FIXTURES / "mesh.yaml")
-    plan = make_plan(s, "v1", proxy_node=arch == "ambient")
+    s = load(tmp_path, tunnel)
+    plan = make_plan(s, "v1", proxy_node=has_waypoints(arch))
     topo = make_topology(plan, arch)
     certs = tmp_path / "certs"
-    identity.issue(certs, s.mesh.trust_domain, s.service_accounts())
+    identity.issue(certs, s.mesh.trust_domain, topo.identities())
     wasm = build(tmp_path)
     proxy = next(p for p in topo.proxies if p.role == role and "db-0" in p.serves)
     ext = {"db": {"file": str(wasm), "config": "l", "policy": "FAIL_CLOSED", "vm_id": "tb-db"}}
@@ -84,7 +93,7 @@ def test_every_cluster_connects_within_the_specs_timeout(tmp_path, setting, expe
     path.write_text((FIXTURES / "mesh.yaml").read_text() + f"mesh: {{trustDomain: cluster.local{setting}}}\n")
     s = spec.load_cluster(path)
     plan = make_plan(s, "v1", proxy_node=True)
-    for arch in ("sidecar", "node", "node-sa", "ambient"):
+    for arch in ARCHITECTURES[1:]:
         topo = make_topology(plan, arch)
         for proxy in topo.proxies:
             clusters = yaml.safe_load(render.render(plan, topo, proxy, "/certs"))["static_resources"]["clusters"]

@@ -226,7 +226,7 @@ def test_the_l7_proxy_is_the_accounts_waypoint():
     (audit,) = faults.omitted  # audit has l7: false
     assert "no waypoint serves them" in audit["reason"]
     sidecar_faults, _ = exported_faults(FIXTURES / "k8s" / "l7-crash.yaml", "sidecar")
-    assert all("ambient's L7 proxy" in o["reason"] for o in sidecar_faults.omitted)
+    assert all("names a waypoint" in o["reason"] for o in sidecar_faults.omitted)
 
 
 def test_network_faults_hold_both_ways():

@@ -3,7 +3,6 @@ Jobs), and how the command treats bad input (exit 1, nothing written)."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from pathlib import Path
@@ -129,16 +128,9 @@ def test_strict_mtls_in_both_istio_planes():
             assert docs_of(a, "PeerAuthentication")[0]["spec"] == {"mtls": {"mode": "STRICT"}}
 
 
-def test_ztunnel_maps_to_istio_ambient_once_it_exists(monkeypatch):
-    try:
-        monkeypatch.setattr(topology, "ARCHITECTURES", topology.ARCHITECTURES + ("ztunnel",))
-        again = importlib.reload(engines)
-        assert again.ENGINES["ztunnel"] == again.ISTIO_AMBIENT
-        assert "ambient" in again.REFUSED and "micro-proxy" in again.REFUSED["ambient"]
-    finally:
-        monkeypatch.undo()
-        importlib.reload(engines)
-    assert ("ztunnel" in topology.ARCHITECTURES) == ("ambient" in engines.REFUSED)
+def test_ztunnel_maps_to_istio_ambient_and_the_micro_proxy_has_no_data_plane():
+    assert "ztunnel" in topology.ARCHITECTURES and engines.ENGINES["ztunnel"] == engines.ISTIO_AMBIENT
+    assert "ambient" in engines.REFUSED and "micro-proxy" in engines.REFUSED["ambient"]
 
 
 def run_cli(*args):
@@ -156,7 +148,7 @@ def test_cli_writes_a_directory_per_architecture(tmp_path):
             "00-namespace.yaml", "10-workloads.yaml", "20-mesh.yaml", "run/30-traffic.yaml", "run/40-faults.yaml"]
     meta = json.loads((out / "export.json").read_text())
     assert meta["experiment"] == "blast-radius" and meta["traffic"]["rate"] == 20
-    assert set(meta["leftOut"]) == {"node-sa"}
+    assert set(meta["leftOut"]) == {"node-sa", "ambient"}
     kind = (out / "kind.yaml").read_text()
     assert kind.count("role: worker") == 3 and "testbed.io/node: n2" in kind
 

@@ -223,13 +223,13 @@ def test_an_experiment_given_as_a_cluster_and_the_reverse_are_named(tmp_path):
 
 
 def test_architecture_limits_are_refused_before_anything_is_built(tmp_path):
-    """Over 100 L7 service accounts do not fit ambient's port plan; 90 accounts on one node
-    are the most node-sa fits."""
+    """Over 100 waypoints (service accounts with L7 services) do not fit ambient's port plan;
+    90 accounts on one node are the most node-sa fits."""
     services = "\n".join(f"  - {{name: s{i}, port: 8080}}" for i in range(101))
     (tmp_path / "c.yaml").write_text(f"name: c\nnodes: [n1]\nservices:\n{services}\n")
     path = tmp_path / "e.yaml"
     path.write_text("name: e\ncluster: c.yaml\narchitectures: [sidecar, node-sa, ambient]\ntraffic: {duration: 10s}\n")
     text = "\n".join(check(path))
-    assert "architectures: ambient would place 101 L7 proxies" in text
+    assert "architectures: ambient would place 101 waypoints" in text
     assert "node-sa would place 101 proxies on node n1" in text
     assert "sidecar" not in text

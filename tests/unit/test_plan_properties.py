@@ -15,8 +15,8 @@ import yaml
 from testbed import addressing
 from testbed.cluster.plan import make_plan
 from testbed.mesh import render
-from testbed.mesh.topology import ARCHITECTURES, make_topology
-from testbed.spec import Call, ClusterSpec, Service
+from testbed.mesh.topology import ARCHITECTURES, has_waypoints, make_topology
+from testbed.spec import TUNNELS, Call, ClusterSpec, MeshSettings, Service
 
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 WORDS = ["a", "b", "a-b", "n1", "n1-a", "x", "x1", "db", "api", "web", "a1", "b-1"]
@@ -34,7 +34,8 @@ def random_spec(rng: random.Random) -> ClusterSpec:
         svc_nodes = tuple(rng.sample(nodes, rng.randint(1, len(nodes)))) if rng.random() < 0.4 else ()
         services.append(Service(name, rng.choice(accounts), port, rng.randint(1, 4), svc_nodes, rng.random() < 0.8))
     calls = {Call(rng.choice(names), rng.choice(names)) for _ in range(rng.randint(0, 10))}
-    return ClusterSpec("c", tuple(nodes), tuple(services), tuple(sorted(calls, key=lambda c: (c.source, c.target))))
+    return ClusterSpec("c", tuple(nodes), tuple(services), tuple(sorted(calls, key=lambda c: (c.source, c.target))),
+                       mesh=MeshSettings(tunnel=rng.choice(TUNNELS)))
 
 
 def sockets(plan, topo) -> list[tuple[str, int, str]]:
@@ -45,7 +46,7 @@ def sockets(plan, topo) -> list[tuple[str, int, str]]:
         config = yaml.load(render.render(plan, topo, proxy, "/certs"), Loader=LOADER)
         out.append((proxy.netns, config["admin"]["address"]["socket_address"]["port_value"], f"{proxy.name} admin"))
         for listener in config["static_resources"].get("listeners", []):
-            address = listener["address"]
+            address = listener.get("address", {})  # an internal listener has none
             if "socket_address" in address:
                 out.append((proxy.netns, address["socket_address"]["port_value"], f"{proxy.name} {listener['name']}"))
     return out
@@ -56,7 +57,7 @@ def test_names_sockets_and_addresses_never_collide(seed):
     rng = random.Random(seed)
     spec = random_spec(rng)
     for arch in ARCHITECTURES:
-        plan = make_plan(spec, "r1", proxy_node=arch == "ambient", id_block=rng.randrange(10000))
+        plan = make_plan(spec, "r1", proxy_node=has_waypoints(arch), id_block=rng.randrange(10000))
         topo = make_topology(plan, arch)
         names = [p.name for p in topo.proxies]
         assert len(names) == len(set(names)), (arch, Counter(names).most_common(3))
@@ -78,13 +79,17 @@ def test_names_sockets_and_addresses_never_collide(seed):
 
 def test_the_largest_clusters_the_limits_allow_still_fit_the_plans():
     """At the limits themselves: 198 nodes, 250 pods on a node, 500 services, 90 accounts on
-    one node (node-sa), 100 L7 accounts (ambient)."""
+    one node (node-sa), 100 waypoints (ambient, ztunnel), with either tunnel."""
     nodes = tuple(f"n{i}" for i in range(addressing.MAX_NODES))
     services = tuple(Service(f"s{i}", f"sa{i % 100}", 8080, 1, ("n0",) if i < 90 else (f"n{1 + i % 197}",))
                      for i in range(500))
-    spec = ClusterSpec("c", nodes, services, ())
+    for tunnel in TUNNELS:
+        _fits(ClusterSpec("c", nodes, services, (), mesh=MeshSettings(tunnel=tunnel)))
+
+
+def _fits(spec: ClusterSpec) -> None:
     for arch in ARCHITECTURES:
-        plan = make_plan(spec, "r1", proxy_node=arch == "ambient")
+        plan = make_plan(spec, "r1", proxy_node=has_waypoints(arch))
         topo = make_topology(plan, arch)
         fabric = [n.fabric_ip for n in plan.nodes]
         assert len(set(fabric)) == len(fabric) and all(ipaddress.ip_address(a) in addressing.FABRIC_NET
@@ -92,6 +97,6 @@ def test_the_largest_clusters_the_limits_allow_still_fit_the_plans():
         assert max(int(ipaddress.ip_address(a)) for a in fabric) < int(ipaddress.ip_address(
             addressing.extra_host_ip(0)))
         ports = Counter((p.netns, port) for p in topo.proxies for port in (p.admin_port, p.outbound_port,
-                                                                               p.inbound_port) if port)
+                                                                               p.inbound_port, p.hbone_port) if port)
         assert all(n == 1 for n in ports.values()), arch
         assert all(port in addressing.MESH_PORTS for _, port in ports)
