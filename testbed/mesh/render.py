@@ -12,6 +12,7 @@ import yaml
 
 from ..cluster.plan import ClusterPlan
 from ..identity import spiffe_id
+from . import tuning as tuning_mod
 from .topology import FINAL_HOP_MARK, MeshTopology, Proxy, l7_port
 
 TEMPLATES = Path(__file__).resolve().parent.parent.parent / "envoy_configs"
@@ -55,7 +56,9 @@ def _local_cluster(name: str, port: int) -> dict:
 
 
 def context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, redirect: str = "ebpf",
-            wasm: dict | None = None) -> dict:
+            wasm: dict | None = None, tuning: dict | None = None) -> dict:
+    """`wasm`: service -> a Wasm extension on its inbound; `tuning`: pod -> settings on the
+    routes and clusters carrying its traffic (mesh/tuning.py). Both are chaos's."""
     td = plan.spec.mesh.trust_domain
     # eBPF capture hands a node proxy connections still addressed to the pod: the listener
     # must be transparent to answer from an address that is not its own
@@ -113,13 +116,14 @@ def context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, red
                               "allowed": allowed_callers(plan, svc.name), "cluster": cluster})
             clusters.append(_mesh_cluster(cluster, _endpoints(plan, svc.name), sa, sa, td))
         ctx.update(listeners=listeners, clusters=clusters)
+    ctx["touched"] = tuning_mod.apply(ctx, plan, proxy, tuning)
     return ctx
 
 
 def render(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, redirect: str = "ebpf",
-           wasm: dict | None = None) -> str:
+           wasm: dict | None = None, tuning: dict | None = None) -> str:
     """The proxy's Envoy config as YAML text (checked to parse)."""
-    ctx = context(plan, topo, proxy, certs, redirect, wasm)
+    ctx = context(plan, topo, proxy, certs, redirect, wasm, tuning)
     text = _env().get_template(f"{proxy.role}.yaml.j2").render(**ctx)
     yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # a template bug shows here
     return text

@@ -34,7 +34,7 @@ from ..spec import PROXY_NODE, ClusterSpec
 ARCHITECTURES = ("none", "sidecar", "node", "node-sa", "ambient")
 
 __all__ = ["ARCHITECTURES", "ADMIN_PORT", "OUTBOUND_PORT", "INBOUND_PORT", "FINAL_HOP_MARK", "MeshTopology", "Proxy",
-           "make_topology", "limits", "l7_port", "path"]
+           "make_topology", "limits", "l7_port", "path", "crossed"]
 FINAL_HOP_MARK = 1337  # SO_MARK of a node proxy's own connections to its pods: never captured
 
 
@@ -169,4 +169,24 @@ def path(plan: ClusterPlan, topo: MeshTopology, src_pod: str, dst_service: str) 
     dst = topo.serving(dst_pod)
     if dst is not None:
         out.append(dst.role)
+    return out
+
+
+def crossed(plan: ClusterPlan, topo: MeshTopology, src_pod: str, dst_service: str) -> set[str]:
+    """The proxies (by name) a flow's requests may cross: the one serving the source, the L7
+    proxy of the destination's account where the flow goes through one, and the one serving
+    each pod of the destination (requests are balanced over them)."""
+    out = set()
+    src = topo.serving(src_pod)
+    if src is not None:
+        out.add(src.name)
+    svc = plan.spec.service(dst_service)
+    if svc.l7:
+        l7 = topo.l7_for(svc.service_account)
+        if l7 is not None:
+            out.add(l7.name)
+    for pod in plan.service(dst_service).pods:
+        dst = topo.serving(pod)
+        if dst is not None:
+            out.add(dst.name)
     return out
