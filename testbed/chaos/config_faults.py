@@ -26,9 +26,11 @@ from ..mesh import render, supervisorctl
 from ..mesh.stage import private_file
 from ..mesh.topology import Proxy
 from ..mesh.upgrades import HOT_RESTART, READY
+from ..wait import wait_for
 from .base import ChaosContext, Fault, at_l7, target_pods
 
 PUSH_TIMEOUT = 120.0  # seconds for one proxy's hot restart (or its rollback) to be answered
+DRAIN_TIMEOUT = 30.0  # seconds for an old epoch to be gone (Envoy's --parent-shutdown-time-s is 3)
 
 
 def write_candidate(fault: Fault, proxy: Proxy, text: str) -> Path:
@@ -73,11 +75,17 @@ class Reconfigure(Fault):
                                             "accepted": answer["outcome"] == READY, **_brief(answer)})
 
     def revert(self) -> None:
+        """Back to the proxy's own config, and over only once no process runs the fault's: after
+        a hot restart the old epoch serves the connections it holds (a peer proxy's pooled
+        ones) until they drain."""
         mesh = self.ctx.mesh
         self.details["reverted"] = []
-        while self._pushed:
-            p = self._pushed.pop(0)
+        pushed, self._pushed = self._pushed, []
+        for p in pushed:
             self.details["reverted"].append({"proxy": p.name, **_brief(push(self, p, mesh.config_path(p)))})
+        names = [p.name for p in pushed]
+        wait_for(lambda: all(not mesh.proxy_status().get(n, {}).get("draining") for n in names), DRAIN_TIMEOUT,
+                 f"the old epochs of {', '.join(names)} to drain")
 
 
 def _brief(answer: dict) -> dict:

@@ -15,6 +15,7 @@ import time
 from ..cluster import agentctl
 from ..measure.cost import cpu_between, sample_cpu
 from ..measure.stats import percentile
+from ..mesh import admin
 from ..mesh.topology import crossed
 from .base import ChaosContext, Fault, target_pods
 from .kinds import DEFAULT_NOISE_FACTOR
@@ -66,6 +67,7 @@ class NoisyNeighbour(Fault):
             agentctl.request(run.agent_socket(pod), {"op": "load", "targets": targets, "rate": self.rate,
                                                      "duration": self.spec.duration, "start": self._begin, "out": out})
         self.details.update(self._groups())
+        self.details["concurrency"] = self._concurrency(self.details["loaded_proxies"])
         self.details["noise"] = {"rate_per_flow": round(self.rate, 3), "flows": [f"{s}->{d}" for s, d in
                                                                                self.noisy_flows()]}
 
@@ -102,6 +104,18 @@ class NoisyNeighbour(Fault):
         self.details["noise"].update(
             requests=len(sent), failed=len(sent) - len(ok), not_sent=len(records) - len(sent),
             p50_ms=round(percentile(ok, 50), 3) if ok else None, p99_ms=round(percentile(ok, 99), 3) if ok else None)
+
+    def _concurrency(self, names: list[str]) -> dict[str, int | None]:
+        """The worker threads each loaded proxy really runs with (its own `/server_info`)."""
+        out = {}
+        for name in names:
+            p = self.ctx.mesh.topo.proxy(name)
+            try:
+                _, body = admin.request(p.netns, p.admin_port, "/server_info")
+                out[name] = int(json.loads(body)["command_line_options"]["concurrency"])
+            except (OSError, ValueError, KeyError):
+                out[name] = None
+        return out
 
     def _groups(self) -> dict:
         """Which proxies the noise crosses, and which other flows cross one of them."""

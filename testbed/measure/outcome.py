@@ -38,11 +38,22 @@ def fault_entry(spec, facts: dict, details: dict, times: dict, records: list[dic
     entry.update(blast_radius(records, flows, baseline, window, over, error_points, latency_factor, end=until))
     settled = Window(window.start, max(window.end, (times.get("reverted_at") or 0.0) + SETTLE))
     entry["long_lived"] = long_lived(streams, flows, baseline, settled)
+    entry["failed_split"] = failed_split(records, Window(window.start, min(window.end, until)), spec.at + spec.duration)
     if service_of is not None and "target_pods" in facts:
         entry["flows_beyond_target"] = neighbours.beyond_target(entry["flows"], set(facts["target_pods"]), service_of)
     if "sharing_flows" in details:
         entry["neighbours"] = neighbours.groups(entry["flows"], details["sharing_flows"], details["apart_flows"])
     return entry
+
+
+def failed_split(records: list[dict], window: Window, revert_begins: float) -> dict:
+    """Failed requests in the fault window (raw counts), before the revert began and from
+    then on: what the fault did, and what undoing it cost (e.g. the cold restart a refused
+    hot restart forces)."""
+    failed = [r["t"] for r in records if window.holds(r["t"]) and r.get("status") != 200
+              and r.get("error") != "generator-overload"]
+    before = sum(t < revert_begins for t in failed)
+    return {"until_revert": before, "from_revert": len(failed) - before}
 
 
 def clean_window(records: list[dict]) -> dict:

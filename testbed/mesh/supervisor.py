@@ -79,7 +79,8 @@ class Managed:
         return {"pid": self.proc.pid if self.proc else None, "state": self.state, "epoch": self.epoch,
                 "restarts": self.restarts, "started_at": self.started_at, "ready_at": self.ready_at,
                 "last_exit": self.last_exit, "restart_delay": self.restart_delay, "config": self.config,
-                "upgrading": self.upgrading, "hot_restart_blocked": self.hot_restart_blocked}
+                "upgrading": self.upgrading, "hot_restart_blocked": self.hot_restart_blocked,
+                "draining": sum(p.poll() is None for p in self.draining)}
 
 
 class Supervisor:

@@ -201,3 +201,12 @@ def test_every_bypass_way_has_a_method():
     from testbed.chaos.bypass import Bypass
 
     assert all(hasattr(Bypass, "_" + w.replace("-", "_")) for w in BYPASS_WAYS)
+
+
+def test_failures_are_split_at_the_revert():
+    from testbed.measure.blast import Window
+    from testbed.measure.outcome import failed_split
+
+    records = [{"t": t, "status": s} for t, s in ((4.9, 503), (5.0, 503), (6.0, 200), (7.5, 503), (8.0, 503),
+                                                  (9.0, 503))]
+    assert failed_split(records, Window(5.0, 9.0), 7.5) == {"until_revert": 1, "from_revert": 2}
