@@ -345,7 +345,7 @@ def _fault(ck: Checker, item, line: int, where: str, cluster: ClusterSpec | None
         ck.fail(m.line_of("kind"), f"{where}.kind", f"{fkind} acts on proxies, and the only architecture is none "
                 "(no proxy): add a mesh architecture")
         return None
-    if fkind == "noisy-neighbour" and not _noise_ok(ck, m, where, cluster, target, options, rate):
+    if fkind == "noisy-neighbour" and not _noise_ok(ck, m, where, cluster, target, options, rate, length):
         return None
     f = FaultSpec(fkind, target, at, length, options, m.line)
     if duration and f.active_until > duration:
@@ -458,9 +458,16 @@ def _ways(ck: Checker, value, line: int, where: str) -> list[str] | None:
 
 
 def _noise_ok(ck: Checker, m: YMap, where: str, cluster: ClusterSpec | None, target: Target, options: dict,
-              rate: float | None) -> bool:
-    """A noisy neighbour multiplies what its pods send: they must call something, and the
-    noise stays within what one agent can send."""
+              rate: float | None, length: float) -> bool:
+    """A noisy neighbour multiplies what its pods send, for a while: they must call something,
+    the noise must add to the traffic, and stay within what one agent can send."""
+    if not length:
+        ck.fail(m.line, f"{where}.duration", "a noisy neighbour needs a duration (how long it sends more)")
+        return False
+    if "rate" in options and rate is not None and options["rate"] <= rate:
+        ck.fail(m.line_of("rate"), f"{where}.rate", f"{options['rate']:g}/s is not above the traffic's rate "
+                f"({rate:g}/s per flow): it would add nothing")
+        return False
     if cluster is not None and not any(cluster.calls_from(cluster.pod(p).service)
                                        for p in target_pods(cluster, target)):
         ck.fail(m.line_of("target"), f"{where}.target", f"{target.describe()} calls no service: it has no "

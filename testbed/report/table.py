@@ -8,7 +8,8 @@ def _cell(f: dict) -> str:
     if (f.get("details") or {}).get("not_applicable"):
         return "n/a (no proxy)"
     if not f.get("measured", True):
-        return "not injected"
+        # injected at or after the next fault's time (the schedule slipped): nothing is its own
+        return "not injected" if f.get("injected_at") is None else "injected late, not measured"
     if f["kind"] == "identity-compromise":
         return f"{len(f['identities_exposed'])} ids, {len(f['reachable_pairs'])} pairs"
     d = f.get("details") or {}
@@ -45,7 +46,7 @@ def fault_table(journal: dict) -> list[str]:
     archs = list(journal["architectures"])
     results = journal["architectures"]
     n = max((len(a["faults"]) for a in results.values()), default=0)
-    width = 30
+    width = max([30] + [len(_cell(f)) + 2 for a in results.values() for f in a["faults"]])
     lines = [f"{'fault':<34}" + "".join(f"{a:>{width}}" for a in archs)]
     for i in range(n):
         first = next(results[a]["faults"][i] for a in archs if len(results[a]["faults"]) > i)
