@@ -6,7 +6,8 @@ saw: when that peer is the prober's own address, nothing stood between them, so 
 went in plaintext and no proxy checked its identity or the `calls` policy (`plaintext`).
 Otherwise a proxy carried it (`proxied`: through the mesh, mTLS and RBAC on the way),
 refused it (`denied`, 403), failed it (`proxy-error`), or nothing answered in HTTP at all
-(`blocked`: a TLS listener met plaintext, or no route). What should stop a bypass is the
+(`blocked`: a TLS listener met plaintext, or no route); `self` when a service sent the
+prober back to its own pod (kube-proxy's hairpin masquerade hides the peer there). What should stop a bypass is the
 capture of inbound traffic at the destination; where the source's own redirect is taken
 away, only that remains.
 
@@ -33,9 +34,11 @@ TIMEOUT = 1.0  # seconds per attempt (all attempts of a way run at once)
 SCOPE_LINK = 253
 
 
-def verdict(result: dict, prober_ip: str) -> str:
+def verdict(result: dict, prober_ip: str, prober_pod: str | None = None) -> str:
     if result["status"] is None:
         return "blocked"
+    if result["status"] == 200 and result.get("pod") is not None and result["pod"] == prober_pod:
+        return "self"  # a service balanced back to the prober's own pod: no other pod reached
     if result["status"] == 200 and (result.get("peer") or "").split(":")[0] == prober_ip:
         return "plaintext"
     if result["status"] == 200:
@@ -148,7 +151,7 @@ class Bypass(Fault):
         allowed = set(plan.spec.calls_from(pod.service))
         table = {}
         for t, res in zip(targets, json.loads(r.stdout), strict=True):
-            v = verdict(res, pod.ip)
+            v = verdict(res, pod.ip, src)
             table[t["label"]] = v
             if v == "plaintext":
                 self.details["plaintext"].append({"from": src, "way": way, "to": t["label"],

@@ -196,9 +196,10 @@ def test_the_proxies_a_flow_crosses(arch, proxies):
     ({"status": 403, "peer": None}, "denied"),
     ({"status": 503, "peer": None}, "proxy-error"),
     ({"status": None, "peer": None}, "blocked"),
+    ({"status": 200, "pod": "web-0", "peer": "198.19.1.1:4242"}, "self"),  # a service sent it home (hairpin)
 ])
 def test_a_bypass_attempt_is_judged_by_the_peer_the_app_saw(result, expected):
-    assert verdict(result, "198.19.1.2") == expected
+    assert verdict(result, "198.19.1.2", "web-0") == expected
 
 
 def test_every_bypass_way_has_a_method():
