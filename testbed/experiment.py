@@ -13,6 +13,7 @@ from .chaos.kinds import (
     BYPASS_WAYS,
     CONFIG_SETTINGS,
     DEFAULT_LATENCY,
+    DEFAULT_NOISE_FACTOR,
     KINDS,
     MAX_CONNECTIONS,
     MAX_DELAY,
@@ -473,9 +474,12 @@ def _noise_ok(ck: Checker, m: YMap, where: str, cluster: ClusterSpec | None, tar
         ck.fail(m.line_of("target"), f"{where}.target", f"{target.describe()} calls no service: it has no "
                 "request rate to multiply")
         return False
-    if "factor" in options and rate is not None and options["factor"] * rate > MAX_NOISE_RATE:
-        ck.fail(m.line_of("factor"), f"{where}.factor", f"{options['factor']:g} x traffic.rate ({rate:g}/s) is "
-                f"{options['factor'] * rate:g} requests/s per flow, more than {MAX_NOISE_RATE:g}")
+    factor = options.get("factor", DEFAULT_NOISE_FACTOR)
+    if "rate" not in options and rate is not None and factor * rate > MAX_NOISE_RATE:
+        field = "factor" if "factor" in options else "rate"
+        ck.fail(m.line_of(field) if field in m else m.line, f"{where}.{field}", f"{factor:g} x traffic.rate "
+                f"({rate:g}/s) is {factor * rate:g} requests/s per flow, more than {MAX_NOISE_RATE:g}"
+                + ("" if "factor" in options else " (factor defaults to 10): give a smaller factor"))
         return False
     return True
 

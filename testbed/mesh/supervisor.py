@@ -198,7 +198,12 @@ class Supervisor:
             if fallback:
                 strategy = RESTART
             before = {"proc": m.proc, "epoch": m.epoch, "config": m.config}
-        self.in_main_loop(lambda: self._replace(m, strategy, config))
+        try:
+            self.in_main_loop(lambda: self._replace(m, strategy, config))
+        except Exception:
+            with self.lock:  # nothing was started: the proxy is the supervisor's again
+                m.upgrading, m.config = False, before["config"]
+            raise
         deadline = time.monotonic() + ready_timeout
         failure = None
         while failure is None:

@@ -41,6 +41,14 @@ def hit(fault) -> set[str]:
     return {name for name, f in fault["flows"].items() if f["affected"]}
 
 
+def failing(fault, points: float = 5.0) -> set[str]:
+    """Flows whose error rate rose by more than `points`: the harm of a pool limit, a refused
+    config or a failed upgrade is errors. (A flow's p99 over a few seconds also moves with
+    whatever else the shared 2-core machine runs; errors do not.)"""
+    return {name for name, f in fault["flows"].items()
+            if (f["fault"]["error_rate"] or 0) - (f["baseline"]["error_rate"] or 0) > points / 100}
+
+
 def clean_after_each_revert(out, arch: str, journal: dict, margin: float = 0.5) -> None:
     """No request fails from just after a fault's revert to the next fault (or the end)."""
     faults = journal["architectures"][arch]["faults"]
@@ -55,13 +63,14 @@ def clean_after_each_revert(out, arch: str, journal: dict, margin: float = 0.5) 
 @pytest.fixture(scope="module")
 def proxy_faults(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("proxy-faults")
-    journal = run_experiment(tmp, """traffic: {rate: 10, duration: 28s}
+    # a baseline of 3 s (30 requests a flow) before the first fault
+    journal = run_experiment(tmp, """traffic: {rate: 10, duration: 30s}
 faults:
-  - {kind: config, target: {pod: api-0}, setting: {maxConnections: 1}, at: 2s, duration: 3s}
-  - {kind: config-reject, target: {pod: api-0}, at: 10s, duration: 2.5s}
-  - {kind: upgrade, target: {service: api}, strategy: restart, outcome: fails, at: 14s, duration: 3s}
-  - {kind: upgrade, target: {service: api}, strategy: canary, outcome: fails, at: 18.5s, duration: 2.5s}
-  - {kind: bypass, target: {pod: web-0}, at: 22s, duration: 3s}
+  - {kind: config, target: {pod: api-0}, setting: {maxConnections: 1}, at: 4s, duration: 3s}
+  - {kind: config-reject, target: {pod: api-0}, at: 12s, duration: 2.5s}
+  - {kind: upgrade, target: {service: api}, strategy: restart, outcome: fails, at: 16s, duration: 3s}
+  - {kind: upgrade, target: {service: api}, strategy: canary, outcome: fails, at: 20.5s, duration: 2.5s}
+  - {kind: bypass, target: {pod: web-0}, at: 24s, duration: 3s}
 """, ["sidecar", "node"])
     return tmp / "out", journal
 
@@ -72,10 +81,10 @@ def test_a_tight_pool_for_api_0_stays_in_its_sidecar_and_spreads_through_the_sha
     assert sidecar["details"]["proxies"][0]["touched"]["clusters"] == ["out|web", "out|api", "out|db", "out|audit",
                                                                          "in|api"]
     assert "in|final" in node["details"]["proxies"][0]["touched"]["clusters"]  # every n1 pod's inbound
-    assert hit(sidecar) <= touching({"api-0"}) and sidecar["flows_beyond_target"] == []
-    # db-0's callers share n1's final hop with api-0's: api-1->db is hurt, though it never meets api-0
-    assert node["requests_failed"] > 0 and "api-1->db" in node["flows_beyond_target"], node["flows"]
-    assert hit(node) <= touching(N1)
+    assert failing(sidecar) <= touching({"api-0"})
+    # db-0's callers share n1's final hop with api-0's: api-1->db fails, though it never meets api-0
+    assert node["requests_failed"] > 0 and "api-1->db" in failing(node) & set(node["flows_beyond_target"])
+    assert failing(node) <= touching(N1)
     for arch in ("sidecar", "node"):
         clean_after_each_revert(out, arch, journal)
 
@@ -92,7 +101,7 @@ def test_a_refused_update_leaves_everyone_its_proxy_serves_without_theirs(proxy_
         # after a failed one: putting the config back is a cold restart, and that fails some
         assert f["failed_split"]["until_revert"] == 0, f["failed_split"]
         assert f["details"]["reverted"][0]["strategy"] == "restart" and f["details"]["reverted"][0]["fallback"]
-        assert hit(f) <= touching(set(f["pods_served_list"]))
+        assert failing(f) <= touching(set(f["pods_served_list"]))
 
 
 def test_a_failed_upgrade_is_rolled_back_in_bounded_time_and_a_canary_halts_the_roll(proxy_faults):
@@ -105,11 +114,11 @@ def test_a_failed_upgrade_is_rolled_back_in_bounded_time_and_a_canary_halts_the_
             assert u["outcome"] == "rolled-back" and u["detected_s"] < UPGRADE_READY_TIMEOUT
             assert "new_version_field" in u["envoy_said"] and u["rollback"] == "old config restarted"
         assert every["details"]["rollback_s_max"] < UPGRADE_READY_TIMEOUT
-        assert set(every["details"]["pods_exposed"]) == rolled and hit(every) <= touching(rolled)
+        assert set(every["details"]["pods_exposed"]) == rolled and failing(every) <= touching(rolled)
         assert every["requests_failed"] > 0 and every["long_lived"]["cut"] > 0  # a restart cuts
         assert first["details"]["halted"] and len(first["details"]["upgrades"]) == 1
         assert first["details"]["not_tried"] == first["proxies"][1:]
-        assert set(first["details"]["pods_exposed"]) == canary and hit(first) <= touching(canary)
+        assert set(first["details"]["pods_exposed"]) == canary and failing(first) <= touching(canary)
 
 
 def table(fault) -> dict:
@@ -153,7 +162,8 @@ faults:
 def test_a_noisy_neighbour_is_felt_by_whoever_shares_a_proxy_with_it(noisy):
     """api-0 sends 60 times its rate to db. In sidecar the noise crosses api-0's and db-0's
     sidecars only; in node, n1's one proxy, at one worker thread, which carries five of the
-    six flows: web-0->audit, which meets neither api-0 nor db, slows with the rest."""
+    six flows: web-0->audit, which meets neither api-0 nor db, slows with the rest, far more
+    than the one flow apart (web-1->audit, on n2) slows with the machine."""
     loaded = {"sidecar": ["sidecar-api-0", "sidecar-db-0"], "node": ["node-n1"]}
     for arch, proxies in loaded.items():
         (f,) = noisy["architectures"][arch]["faults"]
@@ -162,12 +172,13 @@ def test_a_noisy_neighbour_is_felt_by_whoever_shares_a_proxy_with_it(noisy):
         assert d["noise"]["requests"] > 1000 and d["noise"]["rate_per_flow"] == 590
         for p in proxies:  # the loaded proxies paid for it
             assert d["cpu"]["proxies"][p]["window"] > d["cpu"]["proxies"][p]["baseline"], d["cpu"]
-        apart = set(d["apart_flows"])
-        assert not hit(f) & apart, (arch, f["neighbours"])
+        assert not failing(f), f["flows"]  # noise slows; nothing fails
     sidecar, node = (noisy["architectures"][a]["faults"][0] for a in ("sidecar", "node"))
     assert set(sidecar["details"]["apart_flows"]) == {"web-0->audit", "web-1->audit"}
     assert node["details"]["apart_flows"] == ["web-1->audit"]
-    assert "web-0->audit" in hit(node) and node["neighbours"]["sharing_over_apart"] > 3, node["neighbours"]
+    # what the machine adds shows in the flows apart; what the shared proxy adds, in the ratio
+    contrast = {a: f["neighbours"]["sharing_over_apart"] for a, f in (("sidecar", sidecar), ("node", node))}
+    assert "web-0->audit" in hit(node) and contrast["node"] > max(3, contrast["sidecar"]), contrast
 
 
 @pytest.fixture(scope="module")

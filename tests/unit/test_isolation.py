@@ -73,6 +73,7 @@ def test_the_new_kinds_take_their_fields(tmp_path):
      "not above the traffic's rate (30/s per flow)"),
     ("{kind: noisy-neighbour, target: {pod: api-0}, at: 5s, factor: 2}", "faults[0].duration",
      "needs a duration"),
+
     ("{kind: bypass, target: {pod: web-0}, at: 5s, ways: [tunnel]}", "faults[0].ways[0]",
      "is not a way around the proxy"),
     ("{kind: bypass, target: {pod: web-0}, at: 5s, ways: []}", "faults[0].ways", "name at least one way"),
@@ -81,6 +82,12 @@ def test_bad_fields_of_the_new_kinds_name_file_line_and_field(tmp_path, fault, f
     with pytest.raises(SpecError) as err:
         _exp(tmp_path, fault, "{rate: 30, duration: 20s}")
     assert any(f"e.yaml:5: {field}" in p and words in p for p in err.value.problems), err.value.problems
+
+
+def test_the_default_noise_factor_counts_against_the_limit(tmp_path):
+    with pytest.raises(SpecError, match=r"e.yaml:5: faults\[0\].rate: 10 x traffic.rate \(300/s\) .*defaults"):
+        _exp(tmp_path, "{kind: noisy-neighbour, target: {pod: api-0}, at: 5s, duration: 2s}",
+             "{rate: 300, duration: 20s}")
 
 
 def test_faults_that_rewrite_a_proxy_may_not_overlap_on_it(tmp_path):
