@@ -19,4 +19,5 @@ HALTS_ON_FAILURE = frozenset({CANARY})
 SUCCEEDS, FAILS = "succeeds", "fails"
 OUTCOMES = (SUCCEEDS, FAILS)
 READY, ROLLED_BACK = "ready", "rolled-back"  # what the supervisor answers an upgrade with
-UPGRADE_READY_TIMEOUT = 10.0  # seconds a new process has to become ready before it is rolled back
+UPGRADE_READY_TIMEOUT = 30.0  # seconds a new process has to become ready before it is rolled back (one that
+# exits is caught at once; a loaded 2-core machine can take seconds to bring a good one up)
