@@ -17,6 +17,7 @@ from ..measure.cost import cpu_between, sample_cpu
 from ..measure.stats import percentile
 from ..mesh import admin
 from ..mesh.topology import crossed
+from ..traffic.driver import flows
 from .base import ChaosContext, Fault, target_pods
 from .kinds import DEFAULT_NOISE_FACTOR
 
@@ -120,8 +121,6 @@ class NoisyNeighbour(Fault):
     def _groups(self) -> dict:
         """Which proxies the noise crosses, and which other flows cross one of them."""
         plan, topo = self.ctx.plan, self._topo()
-        from ..traffic.driver import flows
-
         noisy = set(target_pods(self.ctx, self.spec))
         loaded = set()
         if topo is not None:

@@ -211,7 +211,7 @@ def scorecard(journals: list[dict]) -> list[Row]:
 def terminal(rows: list[Row]) -> list[str]:
     """The scorecard as text: one line per row, a cell per architecture with its rank."""
     archs = [a for a in MESHES if any(a in r.cells for r in rows)]
-    width = 26
+    width = max([26] + [len(f"{c.text} #{c.rank}") + 2 for r in rows for c in r.cells.values()])
     lines = [f"{'':<22}" + "".join(f"{a:>{width}}" for a in archs)]
     for r in rows:
         if r.missing:

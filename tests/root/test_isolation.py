@@ -126,7 +126,7 @@ def table(fault) -> dict:
 
 
 def test_no_way_around_the_proxy_reaches_a_pod_in_sidecar_and_node(proxy_faults):
-    _, journal = proxy_faults
+    out, journal = proxy_faults
     for arch in ("sidecar", "node"):
         f = journal["architectures"][arch]["faults"][4]
         assert f["details"]["plaintext"] == [] and f["details"]["reached_plaintext"] == 0
@@ -156,7 +156,7 @@ faults:
     for result in journal["architectures"].values():
         assert result["clean_after"]["requests"] > 0 and result["clean_after"]["failed"] == 0
         assert nothing_left(result["run"])
-    return journal
+    return out, journal
 
 
 def test_a_noisy_neighbour_is_felt_by_whoever_shares_a_proxy_with_it(noisy):
@@ -164,8 +164,10 @@ def test_a_noisy_neighbour_is_felt_by_whoever_shares_a_proxy_with_it(noisy):
     sidecars only; in node, n1's one proxy, at one worker thread, which carries five of the
     six flows: web-0->audit, which meets neither api-0 nor db, slows with the rest, far more
     than the one flow apart (web-1->audit, on n2) slows with the machine."""
+    out, noisy = noisy
     loaded = {"sidecar": ["sidecar-api-0", "sidecar-db-0"], "node": ["node-n1"]}
     for arch, proxies in loaded.items():
+        clean_after_each_revert(out, arch, noisy)
         (f,) = noisy["architectures"][arch]["faults"]
         d = f["details"]
         assert d["loaded_proxies"] == proxies and set(d["concurrency"].values()) == {1}
@@ -184,15 +186,17 @@ def test_a_noisy_neighbour_is_felt_by_whoever_shares_a_proxy_with_it(noisy):
 @pytest.fixture(scope="module")
 def bypass_shared(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bypass")
-    return run_experiment(tmp, """traffic: {rate: 5, duration: 6s}
+    return tmp / "out", run_experiment(tmp, """traffic: {rate: 5, duration: 6s}
 faults:
   - {kind: bypass, target: {pod: web-0}, at: 1.5s, duration: 3s}
 """, ["node-sa", "ambient"])
 
 
 def test_no_way_around_the_proxy_reaches_a_pod_in_node_sa_and_ambient(bypass_shared):
+    out, journal = bypass_shared
     for arch in ("node-sa", "ambient"):
-        (f,) = bypass_shared["architectures"][arch]["faults"]
+        clean_after_each_revert(out, arch, journal)
+        (f,) = journal["architectures"][arch]["faults"]
         assert f["details"]["plaintext"] == [], (arch, f["details"]["plaintext"])
         assert {v for row in table(f).values() for v in row.values()} == {"blocked"}, (arch, table(f))
 
