@@ -178,9 +178,10 @@ def test_a_noisy_neighbour_is_felt_by_whoever_shares_a_proxy_with_it(noisy):
     sidecar, node = (noisy["architectures"][a]["faults"][0] for a in ("sidecar", "node"))
     assert set(sidecar["details"]["apart_flows"]) == {"web-0->audit", "web-1->audit"}
     assert node["details"]["apart_flows"] == ["web-1->audit"]
-    # what the machine adds shows in the flows apart; what the shared proxy adds, in the ratio
-    contrast = {a: f["neighbours"]["sharing_over_apart"] for a, f in (("sidecar", sidecar), ("node", node))}
-    assert "web-0->audit" in hit(node) and contrast["node"] > max(3, contrast["sidecar"]), contrast
+    assert not hit(sidecar) & set(sidecar["details"]["apart_flows"]), sidecar["neighbours"]
+    # what the machine adds shows in the flow apart; what n1's shared thread adds, in the ratio.
+    # (Comparing the ratio across the two runs would compare two moments of a shared machine.)
+    assert "web-0->audit" in hit(node) and node["neighbours"]["sharing_over_apart"] > 3, node["neighbours"]
 
 
 @pytest.fixture(scope="module")
