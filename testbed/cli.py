@@ -12,8 +12,9 @@ import click
 
 from . import doctor as doctor_mod
 from . import runner, signals
-from .chaos.kinds import KINDS, UPGRADE_STRATEGIES
+from .chaos.kinds import KINDS
 from .errors import NotRootError, SpecError, TestbedError
+from .mesh.upgrades import PROXY_STRATEGIES
 from .redirect import ebpf as ebpf_redirect
 from .redirect.kinds import DEFAULT_REDIRECT, REDIRECTS
 from .traffic import matrix
@@ -238,7 +239,7 @@ def proxy_config(run_id, name):
 @main.command()
 @run_option
 @click.argument("name")
-@click.option("--strategy", type=click.Choice(UPGRADE_STRATEGIES), default=UPGRADE_STRATEGIES[0],
+@click.option("--strategy", type=click.Choice(PROXY_STRATEGIES), default=PROXY_STRATEGIES[0],
               show_default=True, help="Hand listeners over to the new process, or stop then start.")
 def upgrade(run_id, name, strategy):
     """Replace the proxy serving pod NAME (or proxy NAME) in place; returns when it is ready."""

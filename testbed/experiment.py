@@ -10,10 +10,22 @@ from pathlib import Path
 
 from . import yamlsrc
 from .chaos.kinds import (
+    BYPASS_WAYS,
+    CONFIG_SETTINGS,
     DEFAULT_LATENCY,
+    DEFAULT_NOISE_FACTOR,
     KINDS,
+    MAX_CONNECTIONS,
     MAX_DELAY,
+    MAX_NOISE_FACTOR,
+    MAX_NOISE_RATE,
+    MAX_RATE_LIMIT,
     MAX_RESTART_DELAY,
+    MAX_RETRIES,
+    MAX_TIMEOUT,
+    RATE_UNITS,
+    REJECT_REASONS,
+    UPGRADE_OUTCOMES,
     UPGRADE_STRATEGIES,
     WASM_BEHAVIORS,
     WASM_POLICIES,
@@ -173,7 +185,7 @@ def parse_experiment(data, source: str, base_dir: Path, problems: list[str] | No
             ck.fail(top.line_of("faults"), "faults", f"{len(raw)} faults (at most {MAX_FAULTS} in one experiment)")
             raw = None
         for i, item in enumerate(raw or []):
-            f = _fault(ck, item, raw.line_of(i), f"faults[{i}]", cluster, archs, duration)
+            f = _fault(ck, item, raw.line_of(i), f"faults[{i}]", cluster, archs, duration, rate)
             if f is not None:
                 faults.append((f"faults[{i}]", f))
     _overlaps(ck, faults, cluster)
@@ -305,7 +317,7 @@ def _plain(value):
 
 
 def _fault(ck: Checker, item, line: int, where: str, cluster: ClusterSpec | None, archs: list[str],
-           duration: float | None) -> FaultSpec | None:
+           duration: float | None, rate: float | None = None) -> FaultSpec | None:
     if not isinstance(item, YMap) or "kind" not in item:
         ck.mapping(item, line, where, {"kind"}, set())
         return None
@@ -333,6 +345,8 @@ def _fault(ck: Checker, item, line: int, where: str, cluster: ClusterSpec | None
         ck.fail(m.line_of("kind"), f"{where}.kind", f"{fkind} acts on proxies, and the only architecture is none "
                 "(no proxy): add a mesh architecture")
         return None
+    if fkind == "noisy-neighbour" and not _noise_ok(ck, m, where, cluster, target, options, rate, length):
+        return None
     f = FaultSpec(fkind, target, at, length, options, m.line)
     if duration and f.active_until > duration:
         ck.fail(m.line_of("at"), f"{where}.at", f"the fault ends at {f.active_until:g}s, after the traffic "
@@ -355,6 +369,24 @@ def _options(ck: Checker, m: YMap, where: str) -> dict:
     if "strategy" in m:
         options["strategy"] = ck.choice(m["strategy"], m.line_of("strategy"), f"{where}.strategy", UPGRADE_STRATEGIES,
                                         "an upgrade strategy")
+    if "outcome" in m:
+        options["outcome"] = ck.choice(m["outcome"], m.line_of("outcome"), f"{where}.outcome", UPGRADE_OUTCOMES,
+                                       "an upgrade outcome")
+    if "setting" in m:
+        options["setting"] = _setting(ck, m["setting"], m.line_of("setting"), f"{where}.setting")
+    if "reason" in m:
+        options["reason"] = ck.choice(m["reason"], m.line_of("reason"), f"{where}.reason", REJECT_REASONS,
+                                      "a reason Envoy refuses a config for")
+    if "factor" in m and "rate" in m:
+        ck.fail(m.line_of("rate"), f"{where}.rate", "give a factor or a rate, not both")
+    if "factor" in m:
+        options["factor"] = ck.number(m["factor"], m.line_of("factor"), f"{where}.factor", 1, MAX_NOISE_FACTOR,
+                                      "a factor", lo_open=True)
+    if "rate" in m:
+        options["rate"] = ck.number(m["rate"], m.line_of("rate"), f"{where}.rate", 0, MAX_NOISE_RATE,
+                                    "requests per second per flow", lo_open=True)
+    if "ways" in m:
+        options["ways"] = _ways(ck, m["ways"], m.line_of("ways"), f"{where}.ways")
     if "percent" in m:
         options["percent"] = ck.number(m["percent"], m.line_of("percent"), f"{where}.percent", 0, 100,
                                        "a percentage", lo_open=True)
@@ -368,6 +400,87 @@ def _options(ck: Checker, m: YMap, where: str) -> dict:
             ck.fail(m.line_of("jitter"), f"{where}.jitter", f"the jitter ({options['jitter'] * 1000:g}ms) is larger "
                     f"than the latency ({latency * 1000:g}ms)")
     return options
+
+
+def _setting(ck: Checker, value, line: int, where: str) -> dict | None:
+    """config: one or more per-workload settings (kinds.CONFIG_SETTINGS), each in its range."""
+    m = ck.mapping(value, line, where, set(), set(CONFIG_SETTINGS))
+    if m is None:
+        return None
+    if not m:
+        ck.fail(line, where, f"name at least one setting ({', '.join(CONFIG_SETTINGS)})")
+        return None
+    out: dict = {}
+    if "maxConnections" in m:
+        out["maxConnections"] = ck.integer(m["maxConnections"], m.line_of("maxConnections"),
+                                           f"{where}.maxConnections", 1, MAX_CONNECTIONS)
+    if "timeout" in m:
+        out["timeout"] = ck.duration(m["timeout"], m.line_of("timeout"), f"{where}.timeout", 0.001, MAX_TIMEOUT,
+                                     "20ms")
+    if "retries" in m:
+        out["retries"] = ck.integer(m["retries"], m.line_of("retries"), f"{where}.retries", 0, MAX_RETRIES)
+    if "rateLimit" in m:
+        out["rateLimit"] = _rate_limit(ck, m["rateLimit"], m.line_of("rateLimit"), f"{where}.rateLimit")
+    return None if None in out.values() else out
+
+
+def _rate_limit(ck: Checker, value, line: int, where: str) -> dict | None:
+    """`5/s`, `300/m` or a whole number (per second): a token bucket of N tokens refilled
+    every second or minute."""
+    tokens, unit = value, "s"
+    if isinstance(value, str) and value.count("/") == 1:
+        tokens, unit = value.split("/")
+        tokens = int(tokens) if tokens.strip().isdigit() else tokens
+        unit = unit.strip()
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or unit not in RATE_UNITS or \
+            not 1 <= tokens <= MAX_RATE_LIMIT:
+        ck.fail(line, where, f"expected a rate like 5/s or 300/m (1 to {MAX_RATE_LIMIT} per s or m), got {kind(value)}")
+        return None
+    return {"tokens": tokens, "seconds": RATE_UNITS[unit]}
+
+
+def _ways(ck: Checker, value, line: int, where: str) -> list[str] | None:
+    raw = ck.sequence(value, line, where)
+    if raw is None:
+        return None
+    if not raw:
+        ck.fail(line, where, f"name at least one way ({', '.join(BYPASS_WAYS)})")
+        return None
+    ways = []
+    for i, w in enumerate(raw):
+        if ck.choice(w, raw.line_of(i), f"{where}[{i}]", BYPASS_WAYS, "a way around the proxy") is None:
+            return None
+        if w in ways:
+            ck.fail(raw.line_of(i), f"{where}[{i}]", f"duplicate way {w!r}")
+            return None
+        ways.append(w)
+    return ways
+
+
+def _noise_ok(ck: Checker, m: YMap, where: str, cluster: ClusterSpec | None, target: Target, options: dict,
+              rate: float | None, length: float) -> bool:
+    """A noisy neighbour multiplies what its pods send, for a while: they must call something,
+    the noise must add to the traffic, and stay within what one agent can send."""
+    if not length:
+        ck.fail(m.line, f"{where}.duration", "a noisy neighbour needs a duration (how long it sends more)")
+        return False
+    if "rate" in options and rate is not None and options["rate"] <= rate:
+        ck.fail(m.line_of("rate"), f"{where}.rate", f"{options['rate']:g}/s is not above the traffic's rate "
+                f"({rate:g}/s per flow): it would add nothing")
+        return False
+    if cluster is not None and not any(cluster.calls_from(cluster.pod(p).service)
+                                       for p in target_pods(cluster, target)):
+        ck.fail(m.line_of("target"), f"{where}.target", f"{target.describe()} calls no service: it has no "
+                "request rate to multiply")
+        return False
+    factor = options.get("factor", DEFAULT_NOISE_FACTOR)
+    if "rate" not in options and rate is not None and factor * rate > MAX_NOISE_RATE:
+        field = "factor" if "factor" in options else "rate"
+        ck.fail(m.line_of(field) if field in m else m.line, f"{where}.{field}", f"{factor:g} x traffic.rate "
+                f"({rate:g}/s) is {factor * rate:g} requests/s per flow, more than {MAX_NOISE_RATE:g}"
+                + ("" if "factor" in options else " (factor defaults to 10): give a smaller factor"))
+        return False
+    return True
 
 
 def _target(ck: Checker, value, line: int, where: str, cluster: ClusterSpec | None,
@@ -412,14 +525,18 @@ def target_pods(cluster: ClusterSpec, target: Target) -> set[str]:
 
 
 def _overlaps(ck: Checker, faults: list[tuple[str, FaultSpec]], cluster: ClusterSpec | None) -> None:
-    """Two faults of one exclusive kind may not be active at once on intersecting targets:
-    they would fight over one interface, one proxy or one config (and each one's blast
-    radius would hold the other's)."""
+    """Two faults of one exclusive kind (or of one group of kinds) may not be active at once on
+    intersecting targets: they would fight over one interface, one proxy or one config (and
+    each one's blast radius would hold the other's)."""
     if cluster is None:
         return
+
+    def clash(k: str) -> str:
+        return KINDS[k].group or k
+
     for i, (where, f) in enumerate(faults):
         for other_where, g in faults[:i]:
-            if f.kind != g.kind or not KINDS[f.kind].exclusive:
+            if clash(f.kind) != clash(g.kind) or not KINDS[f.kind].exclusive:
                 continue
             if (g.at < f.active_until and f.at < g.active_until) or f.at == g.at:
                 same_node = f.target.kind == g.target.kind == "node" and f.target.name == g.target.name

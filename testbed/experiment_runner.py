@@ -135,10 +135,12 @@ def run_arch(exp: Experiment, arch: str, spec_path: Path, out: Path, progress, f
                 result["files"] = {"cost": f"cost-{label}.jsonl"}
                 write_text(out / result["files"]["cost"], "".join(_line(r) for r in records))
             if plain:
-                ctx = ChaosContext(cluster.plan, cluster, mesh)
+                ctx = ChaosContext(cluster.plan, cluster, mesh, exp.rate, out / ".records" / label / "faults")
                 faults = [make_fault(f, ctx, i) for i, f in enumerate(exp.faults)]
                 for f in faults:  # registered before anything is injected: each is reverted on every path
                     unwind.callback(f.stop)
+                for f in faults:
+                    f.arm()
                 say(f"traffic on {len(flows)} flows at {exp.rate:g}/s each for {exp.duration:g}s")
                 traffic = driver.start(cluster, exp.rate, exp.duration, out / ".records" / label / "main",
                                        streams=True)
@@ -168,9 +170,11 @@ def _measure(exp: Experiment, arch: str, result: dict, faults: list, flows: list
         baseline = Window(1.0, exp.baseline_end)  # the first second is warm-up
         injections = [f.spec.at for f in faults]
         for f in faults:
+            f.finish()
             result["faults"].append(fault_entry(f.spec, f.facts(), f.details, schedule.times(f, traffic.start),
                                                 records, streams, flows, baseline, injections, exp.duration,
-                                                exp.error_points, exp.latency_factor))
+                                                exp.error_points, exp.latency_factor,
+                                                {p.name: p.service for p in exp.cluster.pods}))
         result["requests"] = sum(r.get("error") != "generator-overload" for r in records)
         result["not_sent"] = len(records) - result["requests"]
         result["generator_overloaded"] = result["not_sent"] > 0

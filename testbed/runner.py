@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 from . import idblocks, naming, signals
-from .chaos.kinds import UPGRADE_STRATEGIES
 from .cluster import cgroups, netns, procs
 from .cluster.backend import BACKENDS, DEFAULT_BACKEND, ClusterBackend, check_backend, make_cluster
 from .cluster.namespaces import NamespaceCluster
@@ -29,6 +28,7 @@ from .errors import NotRootError, TestbedError
 from .mesh import supervisorctl
 from .mesh.stage import MeshStage
 from .mesh.topology import ARCHITECTURES, has_waypoints, limits, make_topology
+from .mesh.upgrades import PROXY_STRATEGIES, ROLLED_BACK
 from .redirect import bpffs
 from .redirect.ebpf import EbpfRedirect
 from .redirect.iptables import IptablesRedirect
@@ -244,14 +244,18 @@ def proxy_for(mesh: MeshStage, name: str):
     return mesh.topo.serving(name)
 
 
-def upgrade(run_id: str | None, name: str, strategy: str = UPGRADE_STRATEGIES[0]) -> dict:
+def upgrade(run_id: str | None, name: str, strategy: str = PROXY_STRATEGIES[0]) -> dict:
     """Replace a proxy in place (mesh/upgrades.py names the strategies). Returns when the
-    new one is ready."""
+    new one is ready; raises when it was not and the supervisor rolled it back."""
     require_root()
     mesh = mesh_of(run_id)
     proxy = proxy_for(mesh, name)
-    return supervisorctl.request(mesh.run.supervisor_socket, {"op": "upgrade", "proxy": proxy.name,
-                                                               "strategy": strategy})
+    r = supervisorctl.request(mesh.run.supervisor_socket, {"op": "upgrade", "proxy": proxy.name,
+                                                            "strategy": strategy})
+    if r.get("outcome") == ROLLED_BACK:
+        raise TestbedError(f"{proxy.name}: {r['reason']}; rolled back ({r['rollback']})"
+                           + (f": {r['envoy_said']}" if r.get("envoy_said") else ""))
+    return r
 
 
 def cluster_of(run_id: str | None = None) -> ClusterBackend:

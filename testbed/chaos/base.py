@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..cluster.backend import ClusterBackend
 from ..cluster.plan import ClusterPlan
-from ..experiment import FaultSpec
+from ..experiment import FaultSpec, Target
 from ..mesh.stage import MeshStage
 from ..mesh.topology import Proxy
 
@@ -18,6 +19,8 @@ class ChaosContext:
     plan: ClusterPlan
     cluster: ClusterBackend
     mesh: MeshStage | None  # None for the `none` architecture
+    rate: float = 0.0  # the experiment's traffic: requests per second per flow
+    records: Path | None = None  # where faults' own workers write: outlives the run (its state does not)
 
     @property
     def arch(self) -> str:
@@ -29,18 +32,32 @@ def resolve(ctx: ChaosContext, spec: FaultSpec) -> list[Proxy]:
     if ctx.mesh is None:
         return []
     topo, plan, t = ctx.mesh.topo, ctx.plan, spec.target
-    if t.kind == "pod":
-        pods = [t.name]
-    elif t.kind == "service":
-        pods = list(plan.service(t.name).pods)
-    else:
-        pods = [p.name for p in plan.pods_on(t.name)]
     out: dict[str, Proxy] = {}
-    for name in pods:  # `proxy: l7` picks the pod's waypoint; otherwise the proxy serving it
+    for name in target_pods(ctx, spec):  # `proxy: l7` picks the pod's waypoint; otherwise the proxy serving it
         proxy = topo.waypoint_of(plan, plan.pod(name).service) if t.proxy == "l7" else topo.serving(name)
         if proxy is not None:
             out[proxy.name] = proxy
     return list(out.values())
+
+
+def at_l7(spec: FaultSpec, ctx: ChaosContext) -> FaultSpec:
+    """The spec aimed at the L7 proxy where only it carries L7 config (ambient: micro-proxies
+    run no HTTP filters, no routes, no extensions); unchanged elsewhere."""
+    topo = ctx.mesh.topo if ctx.mesh else None
+    if topo is None or spec.target.proxy == "l7" or not any(p.role == "l7" for p in topo.proxies):
+        return spec
+    t = spec.target
+    return FaultSpec(spec.kind, Target(t.kind, t.name, "l7"), spec.at, spec.duration, spec.options, spec.line)
+
+
+def target_pods(ctx: ChaosContext, spec: FaultSpec) -> list[str]:
+    """The pods a fault's target names."""
+    plan, t = ctx.plan, spec.target
+    if t.kind == "pod":
+        return [t.name]
+    if t.kind == "service":
+        return list(plan.service(t.name).pods)
+    return [p.name for p in plan.pods_on(t.name)]
 
 
 class Fault:
@@ -69,6 +86,13 @@ class Fault:
             finally:
                 self.reverted_at = time.time()
 
+    def arm(self) -> None:
+        """Just before the traffic starts: take what the fault compares its window with."""
+
+    def finish(self) -> None:
+        """Once the traffic is over, before it is measured: gather what the fault's own
+        workers recorded."""
+
     def ended_at(self) -> float | None:
         """When the fault stopped acting (epoch), if sooner than its revert returned (a
         crashed proxy is back when the supervisor restarted it)."""
@@ -87,7 +111,8 @@ class Fault:
         """Deterministic from the architecture: what the fault touches and whom that serves."""
         served = sorted({pod for p in self.proxies for pod in p.serves})
         return {"proxies_hit": len(self.proxies), "proxies": [p.name for p in self.proxies],
-                "pods_served": len(served), "pods_served_list": served}
+                "pods_served": len(served), "pods_served_list": served,
+                "target_pods": sorted(target_pods(self.ctx, self.spec))}
 
     def inject(self) -> None:
         raise NotImplementedError

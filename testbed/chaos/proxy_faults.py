@@ -1,5 +1,6 @@
 """Faults on the proxy process: crash (SIGKILL, restarted by the supervisor after a delay),
-hang (SIGSTOP, then SIGCONT), upgrade (roll the proxies one by one)."""
+hang (SIGSTOP, then SIGCONT), upgrade (roll the proxies one by one; the new version may fail
+to become ready, and the supervisor rolls it back)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ import signal
 import threading
 
 from ..errors import TestbedError
-from ..mesh import supervisorctl
+from ..mesh import supervisorctl, upgrades
 from ..wait import wait_for
 from .base import Fault
+
+# The testbed has one Envoy build. A new version that does not become ready is played by
+# that build started on a bootstrap it rejects: a field it does not know, which is what an
+# Envoy does with a bootstrap written for a later version.
+FAILING_BOOTSTRAP = "\n# the new version's bootstrap, with a field this build does not know\nnew_version_field: true\n"
 
 
 def _pids(fault: Fault) -> list[int]:
@@ -74,19 +80,37 @@ class ProxyHang(Fault):
 
 
 class Upgrade(Fault):
-    """Replace every proxy in the target's scope, one after the other, in place."""
+    """Replace every proxy in the target's scope, one after the other, in place. With
+    `outcome: fails` each new process is refused its bootstrap and the supervisor rolls it
+    back; `strategy: canary` restarts the first proxy alone and halts the roll if it failed."""
 
     kind = "upgrade"
 
     def inject(self) -> None:
-        strategy = self.spec.options.get("strategy", "hot-restart")
+        from .config_faults import write_candidate
+
+        strategy = self.spec.options.get("strategy", upgrades.HOT_RESTART)
+        fails = self.spec.options.get("outcome", upgrades.SUCCEEDS) == upgrades.FAILS
         sock = self.ctx.mesh.run.supervisor_socket
-        self.details["upgrades"] = []
+        method = upgrades.METHOD[strategy]
+        self.details.update(upgrades=[], strategy=strategy, method=method, halted=False, not_tried=[])
+        configs = {}
+        if fails:
+            for p in self.proxies:
+                text = self.ctx.mesh.config_path(p).read_text() + FAILING_BOOTSTRAP
+                configs[p.name] = str(write_candidate(self, p, text))
 
         def roll():
-            for p in self.proxies:
-                self.details["upgrades"].append(supervisorctl.request(
-                    sock, {"op": "upgrade", "proxy": p.name, "strategy": strategy}, timeout=120))
+            for i, p in enumerate(self.proxies):
+                request = {"op": "upgrade", "proxy": p.name, "strategy": method}
+                if p.name in configs:
+                    request["config"] = configs[p.name]
+                answer = supervisorctl.request(sock, request, timeout=120)
+                self.details["upgrades"].append(answer)
+                if answer.get("outcome") == upgrades.ROLLED_BACK and strategy in upgrades.HALTS_ON_FAILURE:
+                    self.details["halted"] = True
+                    self.details["not_tried"] = [q.name for q in self.proxies[i + 1:]]
+                    return
 
         self._thread = threading.Thread(target=roll, daemon=True)
         self._thread.start()
@@ -97,5 +121,10 @@ class Upgrade(Fault):
             thread.join(120)
             if thread.is_alive():
                 raise TestbedError("the upgrade roll did not finish")
-
-
+        done = self.details.get("upgrades", [])
+        back = [u for u in done if u.get("outcome") == upgrades.ROLLED_BACK]
+        self.details["rolled_back"] = [u["proxy"] for u in back]
+        self.details["rollback_s_max"] = max((u["seconds"] for u in back), default=None)
+        self.details["detect_s_max"] = max((u["detected_s"] for u in back), default=None)
+        tried = {u["proxy"] for u in done}
+        self.details["pods_exposed"] = sorted({pod for p in self.proxies if p.name in tried for pod in p.serves})

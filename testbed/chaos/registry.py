@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from ..experiment import FaultSpec
 from .base import ChaosContext, Fault
+from .bypass import Bypass
+from .config_faults import ConfigReject, ConfigSetting
 from .identity import IdentityCompromise
 from .kinds import KINDS
+from .noisy import NoisyNeighbour
 from .packet_faults import Delay, Drop, TcpReset
 from .proxy_faults import ProxyCrash, ProxyHang, Upgrade
 from .wasm_fault import WasmExtension
 
 FAULTS: dict[str, type[Fault]] = {cls.kind: cls for cls in (
-    ProxyCrash, ProxyHang, Upgrade, IdentityCompromise, WasmExtension, Drop, TcpReset, Delay)}
+    ProxyCrash, ProxyHang, Upgrade, IdentityCompromise, WasmExtension, ConfigSetting, ConfigReject, NoisyNeighbour,
+    Bypass, Drop, TcpReset, Delay)}
 if set(FAULTS) != set(KINDS):
     raise ImportError(f"fault kinds without a class: {sorted(set(KINDS) - set(FAULTS))}; "
                       f"classes without a kind: {sorted(set(FAULTS) - set(KINDS))}")

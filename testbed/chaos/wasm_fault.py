@@ -12,10 +12,9 @@ import subprocess
 from pathlib import Path
 
 from ..errors import TestbedError
-from ..experiment import FaultSpec, Target
+from ..experiment import FaultSpec
 from ..mesh import render, supervisorctl
-from ..mesh.topology import SPLIT_ARCHITECTURES
-from .base import ChaosContext, Fault, resolve
+from .base import ChaosContext, Fault, at_l7
 from .kinds import WASM_BEHAVIORS, WASM_POLICIES
 
 WAT = Path(__file__).resolve().parent / "wasm" / "misbehave.wat"
@@ -35,11 +34,7 @@ class WasmExtension(Fault):
     kind = "wasm"
 
     def __init__(self, spec: FaultSpec, ctx: ChaosContext, index: int = 0):
-        if ctx.arch in SPLIT_ARCHITECTURES and spec.target.proxy != "l7":  # only waypoints run extensions
-            t = spec.target
-            spec = FaultSpec(spec.kind, Target(t.kind, t.name, "l7"), spec.at, spec.duration, spec.options, spec.line)
-        super().__init__(spec, ctx, index)
-        self.proxies = resolve(ctx, spec)
+        super().__init__(at_l7(spec, ctx), ctx, index)  # only waypoints (L7) run extensions
         self._original: dict[str, str] = {}
 
     def _services(self) -> set[str]:

@@ -5,8 +5,12 @@
 
 Pods hold a /32 and reach everything through their node's gateway, so every packet a pod
 sends is routed by its node (where service translation, and later node proxies, sit), even
-to a pod on the same node. Nodes route each other's pod subnets over the fabric. No
-namespace has a default route: pods route only the testbed's 198.18.0.0/15; the root namespace is not touched.
+to a pod on the same node. The pod ports of a node's bridge are isolated from each other
+(bridge port isolation): a pod that routes to a neighbour on-link (CAP_NET_ADMIN in its own
+namespace is enough) reaches nobody, instead of reaching it over the bridge around the
+node's routing, where node proxies capture inbound traffic (docs/mesh.md, "Bypass").
+Nodes route each other's pod subnets over the fabric. No namespace has a default route:
+pods route only the testbed's 198.18.0.0/15; the root namespace is not touched.
 """
 
 from __future__ import annotations
@@ -82,7 +86,9 @@ def build_node(plan: ClusterPlan, node: NodePlan) -> None:
                 ns.route("add", dst=other.pod_cidr, gateway=other.fabric_ip)
         for pod in plan.pods_on(node.name):
             ns.link("add", ifname=pod.host_if, kind="veth", peer={"ifname": NODE_IF, "net_ns_fd": pod.netns})
-            ns.link("set", index=ns.link_lookup(ifname=pod.host_if)[0], master=br, state="up")
+            port = ns.link_lookup(ifname=pod.host_if)[0]
+            ns.link("set", index=port, master=br, state="up")
+            ns.brport("set", index=port, isolated=1)  # only the gateway, never a neighbour, over the bridge
 
 
 def build_pod(node: NodePlan, pod: PodPlan) -> None:

@@ -37,6 +37,14 @@ LEFT_OUT = {
             "module is built on the testbed's machine",
     "tcp-reset": "Chaos Mesh has no fault that resets live TCP connections (NetworkChaos partition drops "
                  "packets instead)",
+    "config": "a per-workload setting is a mesh resource (an Istio DestinationRule or VirtualService, a Cilium "
+              "CiliumEnvoyConfig), not a chaos: apply it by hand during the traffic",
+    "config-reject": "a control plane validates configs before it pushes them (istiod, the Cilium operator), and a "
+                     "refused xDS update leaves the proxy on its old config: there is no hot restart to fail",
+    "noisy-neighbour": "the traffic Jobs send at one rate; a second Job at the higher rate, started by hand, "
+                       "plays the neighbour",
+    "bypass": "the ways around a proxy are tried from inside the testbed's own pods; on a cluster they need a "
+              "privileged debug container in the pod",
 }
 
 

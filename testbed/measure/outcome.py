@@ -5,6 +5,7 @@ journal entry, so a journal's figures can be recomputed from its record files.""
 
 from __future__ import annotations
 
+from . import neighbours
 from .blast import Window, blast_radius, cutoff, fault_window, long_lived
 from .stats import percentile
 
@@ -13,12 +14,13 @@ SETTLE = 0.4  # seconds after a revert returned in which long-lived connections 
 
 def fault_entry(spec, facts: dict, details: dict, times: dict, records: list[dict], streams: list[dict],
                 flows: list[tuple[str, str]], baseline: Window, injections: list[float], traffic_end: float,
-                error_points: float, latency_factor: float) -> dict:
+                error_points: float, latency_factor: float, service_of: dict[str, str] | None = None) -> dict:
     """One fault's journal entry. `times`: injected_at, reverted_at, ended_at (seconds since
     the traffic start, None when it did not happen); `injections`: every fault's scheduled
-    `at` (the next one cuts this one's measurements)."""
-    entry = {"kind": spec.kind, "target": spec.target.__dict__, "at": spec.at, "duration": spec.duration, **times,
-             **facts}
+    `at` (the next one cuts this one's measurements); `service_of`: pod -> its service (to
+    tell the target's own flows from the others)."""
+    entry = {"kind": spec.kind, "target": spec.target.__dict__, "at": spec.at, "duration": spec.duration,
+             "options": dict(spec.options), **times, **facts}
     entry["identities_exposed"] = details.get("identities_exposed", [])
     entry["reachable_pairs"] = details.get("reachable_pairs", [])
     entry["details"] = {k: v for k, v in details.items() if k not in ("identities_exposed", "reachable_pairs")}
@@ -36,7 +38,22 @@ def fault_entry(spec, facts: dict, details: dict, times: dict, records: list[dic
     entry.update(blast_radius(records, flows, baseline, window, over, error_points, latency_factor, end=until))
     settled = Window(window.start, max(window.end, (times.get("reverted_at") or 0.0) + SETTLE))
     entry["long_lived"] = long_lived(streams, flows, baseline, settled)
+    entry["failed_split"] = failed_split(records, Window(window.start, min(window.end, until)), spec.at + spec.duration)
+    if service_of is not None and "target_pods" in facts:
+        entry["flows_beyond_target"] = neighbours.beyond_target(entry["flows"], set(facts["target_pods"]), service_of)
+    if "sharing_flows" in details:
+        entry["neighbours"] = neighbours.groups(entry["flows"], details["sharing_flows"], details["apart_flows"])
     return entry
+
+
+def failed_split(records: list[dict], window: Window, revert_begins: float) -> dict:
+    """Failed requests in the fault window (raw counts), before the revert began and from
+    then on: what the fault did, and what undoing it cost (e.g. the cold restart a refused
+    hot restart forces)."""
+    failed = [r["t"] for r in records if window.holds(r["t"]) and r.get("status") != 200
+              and r.get("error") != "generator-overload"]
+    before = sum(t < revert_begins for t in failed)
+    return {"until_revert": before, "from_revert": len(failed) - before}
 
 
 def clean_window(records: list[dict]) -> dict:

@@ -12,6 +12,7 @@ import yaml
 
 from ..cluster.plan import ClusterPlan
 from . import split_configs
+from . import tuning as tuning_mod
 from .config_parts import allowed_callers, cluster, endpoints, known_services, local_cluster, mesh_cluster
 from .topology import FINAL_HOP_MARK, MeshTopology, Proxy
 
@@ -27,7 +28,9 @@ def _env() -> jinja2.Environment:
 
 
 def context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, redirect: str = "ebpf",
-            wasm: dict | None = None) -> dict:
+            wasm: dict | None = None, tuning: dict | None = None) -> dict:
+    """`wasm`: service -> a Wasm extension on its inbound; `tuning`: pod -> settings on the
+    routes and clusters carrying its traffic (mesh/tuning.py). Both are chaos's."""
     td = plan.spec.mesh.trust_domain
     # eBPF capture hands a node-level proxy connections still addressed to the pod: the
     # listener must be transparent to answer from an address that is not its own
@@ -67,13 +70,14 @@ def context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, red
         ctx.update(split_configs.l4_context(plan, topo, proxy))
     elif proxy.role == "l7":
         ctx.update(split_configs.waypoint_context(plan, topo, proxy))
+    ctx["touched"] = tuning_mod.apply(ctx, plan, proxy, tuning)
     return ctx
 
 
 def render(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, redirect: str = "ebpf",
-           wasm: dict | None = None) -> str:
+           wasm: dict | None = None, tuning: dict | None = None) -> str:
     """The proxy's Envoy config as YAML text (checked to parse)."""
-    ctx = context(plan, topo, proxy, certs, redirect, wasm)
+    ctx = context(plan, topo, proxy, certs, redirect, wasm, tuning)
     text = _env().get_template(f"{proxy.role}.yaml.j2").render(**ctx)
     yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # a template bug shows here
     return text

@@ -6,8 +6,12 @@ Run as `python -m testbed.mesh.supervisor --run ID --manifest FILE`. It writes t
 every proxy to the manifest's `status_file` whenever it changes, and answers JSON-line
 commands on its `control` Unix socket:
   {"op": "status"}
-  {"op": "upgrade", "proxy": NAME, "strategy": "hot-restart" | "restart" | "replace"}
-      (replace: SIGKILL every epoch, then start afresh)
+  {"op": "upgrade", "proxy": NAME, "strategy": "hot-restart" | "restart" | "replace",
+   "config": PATH (optional: the new process's config), "ready_timeout": S (optional)}
+      (replace: SIGKILL every epoch, then start afresh). A new process that exits or is not
+      ready within `ready_timeout` is rolled back (upgrades.py): after a hot restart the old
+      process, which never stopped, serves on; after a restart the old config is started
+      again. The answer says which (`outcome`: ready | rolled-back) and how long it took.
   {"op": "restart-delay", "proxy": NAME, "seconds": S | null}   (null: back to the backoff)
 """
 
@@ -27,6 +31,7 @@ from pathlib import Path
 
 from ..cluster import procs
 from . import admin
+from .upgrades import HOT_RESTART, READY, REPLACE, RESTART, ROLLED_BACK, UPGRADE_READY_TIMEOUT
 
 TICK = 0.02  # the sync loop's period, like a kubelet's
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
@@ -54,13 +59,18 @@ class Managed:
         self.last_exit: dict | None = None
         self.expect_exit: set[int] = set()  # pids we stopped on purpose
         self.draining: list[subprocess.Popen] = []  # parents of a hot restart
+        self.config = spec["config"]  # what the next process starts with (an upgrade may change it)
+        self.upgrading = False  # an upgrade owns the proxy: an exit is its failure, not a crash to restart
+        # Envoy refuses any hot restart after one failed (its shared memory still says a child
+        # is initializing) until a cold start: why, or None
+        self.hot_restart_blocked: str | None = None
 
     def argv(self, envoy: str, epoch: int) -> list[str]:
         s = self.spec
         drop = ["setpriv", f"--reuid={s['uid']}", f"--regid={s['uid']}", "--clear-groups"]
         if s.get("net_admin"):  # node proxies mark their final hop (SO_MARK needs CAP_NET_ADMIN)
             drop += ["--inh-caps=+net_admin", "--ambient-caps=+net_admin"]
-        return drop + [envoy, "-c", s["config"], "--base-id", str(s["base_id"]), "--restart-epoch", str(epoch),
+        return drop + [envoy, "-c", self.config, "--base-id", str(s["base_id"]), "--restart-epoch", str(epoch),
                        "--concurrency", str(s.get("concurrency", 1)), "--log-level", "warn",
                        "--drain-time-s", "1", "--parent-shutdown-time-s", "3",
                        "--file-flush-interval-msec", "1000",  # the tunnel log (stdout) within a second
@@ -69,7 +79,9 @@ class Managed:
     def status(self) -> dict:
         return {"pid": self.proc.pid if self.proc else None, "state": self.state, "epoch": self.epoch,
                 "restarts": self.restarts, "started_at": self.started_at, "ready_at": self.ready_at,
-                "last_exit": self.last_exit, "restart_delay": self.restart_delay}
+                "last_exit": self.last_exit, "restart_delay": self.restart_delay, "config": self.config,
+                "upgrading": self.upgrading, "hot_restart_blocked": self.hot_restart_blocked,
+                "draining": sum(p.poll() is None for p in self.draining)}
 
 
 class Supervisor:
@@ -89,6 +101,7 @@ class Supervisor:
                 os.unlink(shm_path(m.spec["base_id"]))
             except FileNotFoundError:
                 pass
+            m.hot_restart_blocked = None
         m.proc = procs.spawn(m.argv(self.envoy, epoch), m.spec["netns"], m.spec["cgroup"], log=m.spec["log"])
         m.epoch = epoch
         m.state = "starting"
@@ -112,6 +125,8 @@ class Supervisor:
                     m.last_exit = {"pid": pid, "code": rc, "at": time.time(), "expected": pid in m.expect_exit}
                     if pid in m.expect_exit:
                         m.expect_exit.discard(pid)
+                    elif m.upgrading:  # the new version did not make it: the upgrade rolls back
+                        m.state, m.next_start = "failed", None
                     elif not self.stopping:
                         m.failures += 1
                         m.state = "crashed"
@@ -172,27 +187,63 @@ class Supervisor:
             raise box["error"]
         return box["result"]
 
-    def upgrade(self, name: str, strategy: str) -> dict:
-        if strategy not in ("hot-restart", "restart", "replace"):
-            raise ValueError(f"unknown strategy {strategy!r} (hot-restart, restart or replace)")
+    def upgrade(self, name: str, strategy: str, config: str | None = None,
+                ready_timeout: float = UPGRADE_READY_TIMEOUT) -> dict:
+        """Replace the proxy (with `config`, if given); roll back when the new process exits or
+        is not ready within `ready_timeout`."""
+        if strategy not in (HOT_RESTART, RESTART, REPLACE):
+            raise ValueError(f"unknown strategy {strategy!r} ({HOT_RESTART}, {RESTART} or {REPLACE})")
         m = self.proxies[name]
         t0 = time.monotonic()
-        while strategy == "hot-restart" and any(p.poll() is None for p in m.draining):
+        while strategy == HOT_RESTART and any(p.poll() is None for p in m.draining):
             time.sleep(TICK)  # Envoy keeps two epochs at most: let the previous parent finish draining
-        self.in_main_loop(lambda: self._replace(m, strategy))
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
+        with self.lock:
+            fallback = m.hot_restart_blocked if strategy == HOT_RESTART else None
+            if fallback:
+                strategy = RESTART
+            before = {"proc": m.proc, "epoch": m.epoch, "config": m.config}
+        try:
+            self.in_main_loop(lambda: self._replace(m, strategy, config))
+        except Exception:
+            with self.lock:  # nothing was started: the proxy is the supervisor's again
+                m.upgrading, m.config = False, before["config"]
+            raise
+        deadline = time.monotonic() + ready_timeout
+        failure = None
+        while failure is None:
             with self.lock:
                 if m.state == "ready":
-                    return {"proxy": name, "strategy": strategy, "pid": m.proc.pid, "epoch": m.epoch,
-                            "seconds": round(time.monotonic() - t0, 3)}
+                    m.upgrading = False
+                    return {"proxy": name, "strategy": strategy, "outcome": READY, "pid": m.proc.pid,
+                            "epoch": m.epoch, "seconds": round(time.monotonic() - t0, 3), "fallback": fallback}
+                if m.state == "failed":
+                    failure = f"the new process exited (code {(m.last_exit or {}).get('code')})"
+            if failure is None and time.monotonic() >= deadline:
+                failure = f"the new process was not ready within {ready_timeout:g}s"
+            if failure is None:
+                time.sleep(TICK)
+        detected = time.monotonic() - t0
+        self.in_main_loop(lambda: self._rollback(m, strategy, before))
+        until = time.monotonic() + READY_TIMEOUT
+        while m.state != "ready":
+            if time.monotonic() >= until:
+                raise TimeoutError(f"{name} did not come back after the rollback of a failed {strategy}")
             time.sleep(TICK)
-        raise TimeoutError(f"{name} did not become ready after {strategy}")
+        kept = strategy == HOT_RESTART and m.proc is before["proc"]
+        return {"proxy": name, "strategy": strategy, "outcome": ROLLED_BACK, "reason": failure,
+                "envoy_said": _said(m.spec["log"]), "pid": m.proc.pid, "epoch": m.epoch,
+                "detected_s": round(detected, 3), "seconds": round(time.monotonic() - t0, 3),
+                "rollback": "old process kept" if kept else "old config restarted", "fallback": fallback,
+                "hot_restart_blocked": m.hot_restart_blocked,
+                "admin_answers": admin.ready(m.spec["netns"], m.spec["admin_port"])}
 
-    def _replace(self, m: Managed, strategy: str) -> None:
+    def _replace(self, m: Managed, strategy: str, config: str | None = None) -> None:
         with self.lock:
+            m.upgrading = True
+            if config:
+                m.config = config
             old = m.proc
-            if strategy == "hot-restart" and old is not None:
+            if strategy == HOT_RESTART and old is not None:
                 m.draining.append(old)
                 m.expect_exit.add(old.pid)
                 self._start(m, m.epoch + 1)  # the new epoch takes the listeners over from the old
@@ -202,7 +253,7 @@ class Supervisor:
                     if p is None:
                         continue
                     m.expect_exit.add(p.pid)
-                    if strategy == "replace":  # a broken Envoy (e.g. looping in Wasm) ignores SIGTERM
+                    if strategy == REPLACE:  # a broken Envoy (e.g. looping in Wasm) ignores SIGTERM
                         p.kill()
                     else:
                         p.terminate()
@@ -213,6 +264,26 @@ class Supervisor:
                         p.wait()
                 m.proc, m.draining = None, []
                 self._start(m, 0)
+
+    def _rollback(self, m: Managed, strategy: str, before: dict) -> None:
+        """Back to the old version: after a hot restart the old process is still serving (its
+        child never asked it to drain), so it simply stays; Envoy will refuse the next hot
+        restart, which becomes a restart. After a restart, the old config starts again."""
+        with self.lock:
+            failed = m.proc
+            if failed is not None and failed.poll() is None:
+                failed.kill()
+                failed.wait(5)
+            m.proc, m.config = None, before["config"]
+            old = before["proc"]
+            if strategy == HOT_RESTART and old is not None and old.poll() is None:
+                m.draining = [p for p in m.draining if p is not old]
+                m.expect_exit.discard(old.pid)
+                m.proc, m.epoch, m.state = old, before["epoch"], "ready"
+                m.hot_restart_blocked = f"a hot restart failed at {time.strftime('%H:%M:%S')}"
+            else:
+                self._start(m, 0)
+            m.upgrading = False
 
     def set_restart_delay(self, name: str, seconds) -> dict:
         with self.lock:
@@ -225,7 +296,8 @@ class Supervisor:
             with self.lock:
                 return {name: m.status() for name, m in self.proxies.items()}
         if op == "upgrade":
-            return self.upgrade(req["proxy"], req.get("strategy", "hot-restart"))
+            return self.upgrade(req["proxy"], req.get("strategy", HOT_RESTART), req.get("config"),
+                                float(req.get("ready_timeout", UPGRADE_READY_TIMEOUT)))
         if op == "restart-delay":
             return self.set_restart_delay(req["proxy"], req.get("seconds"))
         raise ValueError(f"unknown op {op!r}")
@@ -248,6 +320,16 @@ class Supervisor:
                     os.unlink(shm_path(m.spec["base_id"]))
                 except FileNotFoundError:
                     pass
+
+
+def _said(log: str) -> str | None:
+    """Why Envoy refused to start, from the proxy's log: its last critical line."""
+    try:
+        lines = Path(log).read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    critical = [line for line in lines if "[critical]" in line and "backtrace" not in line]
+    return critical[-1].split("] ", 4)[-1][:500] if critical else None
 
 
 def _control_server(sup: Supervisor, path: str):

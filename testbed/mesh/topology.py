@@ -47,7 +47,7 @@ ROLES = ("sidecar", "node", "node-sa", "micro", "ztunnel", "l7")  # a proxy's ro
 
 __all__ = ["ARCHITECTURES", "SPLIT_ARCHITECTURES", "TARGET_PROXIES", "ADMIN_PORT", "OUTBOUND_PORT", "INBOUND_PORT",
            "HBONE_PORT", "FINAL_HOP_MARK", "MeshTopology", "Proxy", "make_topology", "limits", "l7_port", "path",
-           "has_waypoints", "waypoint_identity"]
+           "has_waypoints", "waypoint_identity", "crossed"]
 FINAL_HOP_MARK = 1337  # SO_MARK of a node proxy's own connections to its pods: never captured
 
 
@@ -217,4 +217,22 @@ def path(plan: ClusterPlan, topo: MeshTopology, src_pod: str, dst_service: str) 
     dst = topo.serving(dst_pod)
     if dst is not None:
         out.append(dst.role)
+    return out
+
+
+def crossed(plan: ClusterPlan, topo: MeshTopology, src_pod: str, dst_service: str) -> set[str]:
+    """The proxies (by name) a flow's requests may cross: the one serving the source, the L7
+    proxy of the destination's account where the flow goes through one, and the one serving
+    each pod of the destination (requests are balanced over them)."""
+    out = set()
+    src = topo.serving(src_pod)
+    if src is not None:
+        out.add(src.name)
+    waypoint = topo.waypoint_of(plan, dst_service)
+    if waypoint is not None:
+        out.add(waypoint.name)
+    for pod in plan.service(dst_service).pods:
+        dst = topo.serving(pod)
+        if dst is not None:
+            out.add(dst.name)
     return out

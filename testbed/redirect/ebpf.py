@@ -311,6 +311,35 @@ def register_listener(pins: str, slot: int, port: int, pid: int) -> None:
         os.close(sock_fd)
 
 
+def _cgroup_prog(pins: str, a: dict, fn, *args) -> None:
+    """fn(program fd, cgroup fd, attach type, *args) for one recorded attachment."""
+    pfd = bpffs.obj_get(f"{pins}/prog_{a['program']}")
+    try:
+        cfd = os.open(cgroups.path(str(a["target"])), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fn(pfd, cfd, int(a["attach_type"]), *args)
+        finally:
+            os.close(cfd)
+    finally:
+        os.close(pfd)
+
+
+def detach_cgroup(run_id: str, cgroup_rel: str) -> list[dict]:
+    """Take the run's programs off one pod's cgroup, as a workload holding the BPF rights on
+    its own cgroup could (chaos: bypass); returns what was detached, for `reattach`."""
+    pins, attached = _attached(run_id)
+    mine = [a for a in attached if a.get("target") == cgroup_rel]
+    for a in mine:
+        _cgroup_prog(pins, a, bpffs.prog_detach)
+    return mine
+
+
+def reattach(run_id: str, attachments: list[dict]) -> None:
+    pins, _ = _attached(run_id)
+    for a in attachments:
+        _cgroup_prog(pins, a, bpffs.prog_attach, BPF_F_ALLOW_MULTI)
+
+
 def _attached(run_id: str | None) -> tuple[str, list[dict]]:
     """The record of a run's attachments; nothing when it is missing or broken (a run killed
     while writing it): removing the cgroups detaches what it would have named."""

@@ -72,6 +72,26 @@ def install(plan: ClusterPlan, topo: MeshTopology) -> None:
             raise TestbedError(f"iptables-restore in {ns} failed: {r.stderr.strip()}")
 
 
+def holds_rules(plan: ClusterPlan, topo: MeshTopology, ns: str) -> bool:
+    """Whether capture rules live in this namespace (a pod's own, for sidecar and micro)."""
+    return ns in render(plan, topo)
+
+
+def release(ns: str) -> None:
+    """Remove the capture rules of one namespace, as a workload holding CAP_NET_ADMIN in it
+    could (chaos: bypass)."""
+    for args in (["-F"], ["-X"]):
+        r = procs.run(["iptables", "-w", "5", "-t", "nat", *args], ns)
+        if r.returncode != 0:
+            raise TestbedError(f"iptables -t nat {args[0]} in {ns} failed: {r.stderr.strip()}")
+
+
+def reinstall(plan: ClusterPlan, topo: MeshTopology, ns: str) -> None:
+    r = procs.run(["iptables-restore", "--noflush", "-w", "5"], ns, input=render(plan, topo)[ns])
+    if r.returncode != 0:
+        raise TestbedError(f"iptables-restore in {ns} failed: {r.stderr.strip()}")
+
+
 class IptablesRedirect:
     """The redirect stage with iptables: service DNAT in every node and, with a mesh, the
     capture rules. Teardown flushes them where the namespaces still exist (the namespaces'

@@ -1,7 +1,9 @@
 """The scorecard of the design's trade-offs: architectures as columns; as rows, overhead
-(memory and CPU), feature isolation, security granularity, upgrade impact and failure
-isolation. Each cell holds a figure computed from the journals, its rank (1 is best: the
-lowest figure; equal figures share a rank), and where it came from (journal and fault).
+(memory and CPU), feature isolation (a bad extension, a bad per-workload setting, a refused
+config), security granularity (stolen keys, ways around the proxy), upgrade impact (a good
+and a failed upgrade) and failure isolation (a crash or hang, a noisy neighbour). Each cell
+holds a figure computed from the journals, its rank (1 is best: the lowest figure; equal
+figures share a rank), and where it came from (journal and fault).
 Pure: journals in, rows out; a row no journal informs says which experiment would."""
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import statistics
 from dataclasses import dataclass, field
 
 MESHES = ("sidecar", "node", "node-sa", "ambient", "ztunnel")
+ISOLATION = "run `testbed run experiments/isolation.yaml`"
 
 
 @dataclass
@@ -42,13 +45,14 @@ def _fmt(x: float) -> str:
     return f"{x:.0f}" if abs(x) >= 100 or x == int(x) else f"{x:.2f}" if abs(x) < 10 else f"{x:.1f}"
 
 
-def _faults(journals: list[dict], kinds: tuple[str, ...]) -> list[tuple[dict, str, int, dict]]:
-    """(journal, arch, index, fault) for every measured fault of these kinds."""
+def _faults(journals: list[dict], kinds: tuple[str, ...], where=None) -> list[tuple[dict, str, int, dict]]:
+    """(journal, arch, index, fault) for every measured fault of these kinds (and `where`)."""
     out = []
     for j in journals:
         for arch, result in j["architectures"].items():
             for i, f in enumerate(result.get("faults", [])):
-                if f["kind"] in kinds and f.get("measured", True) and f.get("flows_total") is not None:
+                if f["kind"] in kinds and f.get("measured", True) and f.get("flows_total") is not None and \
+                        (where is None or where(f)):
                     out.append((j, arch, i, f))
     return out
 
@@ -76,9 +80,10 @@ def _cells(per_arch: dict[str, list[tuple[float, list[dict]]]], text) -> dict[st
     return cells
 
 
-def _fault_row(key, title, question, unit, journals, kinds, primary, secondary, missing) -> Row:
-    """`primary`: the ranked figure of a fault; `secondary`: (figure, label) shown beside it."""
-    items = [x for x in _faults(journals, kinds) if x[1] in MESHES]
+def _fault_row(key, title, question, unit, journals, kinds, primary, secondary, missing, where=None) -> Row:
+    """`primary`: the ranked figure of a fault; `secondary`: (figure, label) shown beside it;
+    `where`: which faults of those kinds count."""
+    items = [x for x in _faults(journals, kinds, where) if x[1] in MESHES]
     firsts = _per_run(items, primary)
     seconds = _per_run(items, secondary[0]) if secondary else {}
 
@@ -117,6 +122,38 @@ def _cut(f):
     return (f.get("long_lived") or {}).get("cut", 0)
 
 
+def _fails(f):
+    return (f.get("options") or {}).get("outcome") == "fails"
+
+
+def _succeeds(f):
+    return not _fails(f)
+
+
+def _rollback_s(f):
+    return (f.get("details") or {}).get("rollback_s_max") or 0.0
+
+
+def _beyond(f):
+    """Affected flows that are not the target's own (neither from it nor to its service)."""
+    return len(f.get("flows_beyond_target") or [])
+
+
+def _not_updated(f):
+    return len((f.get("details") or {}).get("left_without_update", []))
+
+
+def _neighbours_hurt(f):
+    """Affected flows that do not leave from the noisy pods themselves."""
+    noisy = set(f.get("target_pods") or [])
+    return sum(1 for name, flow in (f.get("flows") or {}).items()
+               if flow.get("affected") and name.split("->", 1)[0] not in noisy)
+
+
+def _plaintext(f):
+    return (f.get("details") or {}).get("reached_plaintext", 0)
+
+
 def _cost_row(key, title, question, unit, journals, figure, text, missing) -> Row:
     per_arch: dict[str, list[tuple[float, list[dict]]]] = {}
     for j in journals:
@@ -148,21 +185,33 @@ def scorecard(journals: list[dict]) -> list[Row]:
                   "run an experiment with a `cost:` section, e.g. `testbed run experiments/cost.yaml`"),
         _fault_row("feature", "Feature isolation", "flows hurt by a bad Wasm extension", "flows", journals,
                    ("wasm",), _flows, (_failed, "failed"), "run `testbed run experiments/wasm.yaml`"),
+        _fault_row("config", "Config isolation", "flows beyond the target's a bad per-workload setting hurts",
+                   "flows", journals, ("config",), _beyond, (_failed, "failed"), ISOLATION),
+        _fault_row("conflict", "Config conflicts", "pods left without their update when one workload's part is "
+                   "refused", "pods", journals, ("config-reject",), _not_updated, (_failed, "failed"), ISOLATION),
         _fault_row("security", "Security granularity", "identities one compromised proxy exposes", "ids",
                    journals, ("identity-compromise",), _ids, (_pairs, "pairs reached"),
                    "run `testbed run experiments/identity.yaml`"),
+        _fault_row("bypass", "Bypass", "plaintext paths around the proxy a workload finds", "paths", journals,
+                   ("bypass",), _plaintext, None, ISOLATION),
         _fault_row("upgrade", "Upgrade impact", "requests failed while proxies are upgraded", "failed",
-                   journals, ("upgrade",), _failed, (_cut, "cut"), "run `testbed run experiments/upgrade.yaml`"),
+                   journals, ("upgrade",), _failed, (_cut, "cut"), "run `testbed run experiments/upgrade.yaml`",
+                   where=_succeeds),
+        _fault_row("failed-upgrade", "Failed upgrade", "requests failed while a version that never becomes ready "
+                   "is rolled back", "failed", journals, ("upgrade",), _failed, (_rollback_s, "s to roll back"),
+                   ISOLATION, where=_fails),
         _fault_row("failure", "Failure isolation", "flows a proxy crash or hang affects", "flows", journals,
                    ("proxy-crash", "proxy-hang"), _flows, (_failed, "failed"),
                    "run `testbed run experiments/blast-radius.yaml`"),
+        _fault_row("noisy", "Noisy neighbour", "other pods' flows slowed or failed by one pod's extra traffic",
+                   "flows", journals, ("noisy-neighbour",), _neighbours_hurt, (_failed, "failed"), ISOLATION),
     ]
 
 
 def terminal(rows: list[Row]) -> list[str]:
     """The scorecard as text: one line per row, a cell per architecture with its rank."""
     archs = [a for a in MESHES if any(a in r.cells for r in rows)]
-    width = 26
+    width = max([26] + [len(f"{c.text} #{c.rank}") + 2 for r in rows for c in r.cells.values()])
     lines = [f"{'':<22}" + "".join(f"{a:>{width}}" for a in archs)]
     for r in rows:
         if r.missing:

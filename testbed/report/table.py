@@ -8,26 +8,47 @@ def _cell(f: dict) -> str:
     if (f.get("details") or {}).get("not_applicable"):
         return "n/a (no proxy)"
     if not f.get("measured", True):
-        return "not modelled" if f.get("simulated") else "not injected"
+        if f.get("simulated"):
+            return "not modelled"
+        # injected at or after the next fault's time (the schedule slipped): nothing is its own
+        return "not injected" if f.get("injected_at") is None else "injected late, not measured"
     if f["kind"] == "identity-compromise":
         return f"{len(f['identities_exposed'])} ids, {len(f['reachable_pairs'])} pairs"
-    cell = f"{f['flows_affected']}/{f['flows_total']} flows, {f['requests_failed']} failed"
+    d = f.get("details") or {}
+    flows = f"{f['flows_affected']}/{f['flows_total']} flows"
+    cell = f"{flows}, {f['requests_failed']} failed"
     if f["kind"] == "upgrade":
         ll = f.get("long_lived") or {}
         conns = ", ".join(f"{ll[k]} {k}" for k in ("drained", "cut") if ll.get(k))
-        cell = f"{f['flows_affected']}/{f['flows_total']} flows, {conns or 'no conn lost'}"
+        cell = f"{flows}, {conns or 'no conn lost'}"
+        if d.get("rolled_back"):
+            cell = f"{len(d['rolled_back'])} rolled back in {d['rollback_s_max']:.1f}s, {f['requests_failed']} failed" \
+                + (", halted" if d.get("halted") else "")
+    elif f["kind"] == "config":
+        cell = f"{flows} ({len(f.get('flows_beyond_target') or [])} beyond), {f['requests_failed']} failed"
+    elif f["kind"] == "config-reject":
+        cell = f"{len(d.get('left_without_update', []))} pods not updated, {f['requests_failed']} failed"
+    elif f["kind"] == "noisy-neighbour":
+        n = f.get("neighbours") or {}
+        ratio = (n.get("sharing") or {}).get("p99_ratio_median"), (n.get("apart") or {}).get("p99_ratio_median")
+        shown = "/".join("-" if r is None else f"x{r:.1f}" for r in ratio)
+        cell = f"{flows}, p99 {shown} shared/apart"
+    elif f["kind"] == "bypass":
+        cell = f"{d.get('reached_plaintext', 0)} plaintext paths"
     return cell
 
 
 def fault_table(journal: dict) -> list[str]:
     """One row per fault: flows affected / total and requests failed beyond the baseline
     (identity: identities exposed and service pairs reached; upgrade: long-lived connections
-    drained or cut); then the proxies hit and the pods they serve; then each architecture's
-    status and clean window."""
+    drained or cut, or the proxies rolled back; config: flows beyond the target's; config-reject:
+    pods left without their update; noisy-neighbour: the p99 rise of the flows sharing a proxy
+    with the noise and of the others; bypass: plaintext paths found); then the proxies hit and
+    the pods they serve; then each architecture's status and clean window."""
     archs = list(journal["architectures"])
     results = journal["architectures"]
     n = max((len(a["faults"]) for a in results.values()), default=0)
-    width = 30
+    width = max([30] + [len(_cell(f)) + 2 for a in results.values() for f in a["faults"]])
     lines = [f"{'fault':<34}" + "".join(f"{a:>{width}}" for a in archs)]
     for i in range(n):
         first = next(results[a]["faults"][i] for a in archs if len(results[a]["faults"]) > i)

@@ -152,3 +152,52 @@ def test_report_refuses_a_broken_or_foreign_journal(tmp_path, content, words):
     with pytest.raises(JournalError, match=re.escape(words)):
         html.write([tmp_path], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+ISOLATION = {  # arch: config beyond, reject pods left, plaintext paths, failed-upgrade failed, rollback s, noisy hurt
+    "sidecar": (0, 1, 0, 12, 0.4, 1),
+    "node": (2, 3, 2, 40, 0.5, 4),
+    "node-sa": (1, 2, 2, 25, 0.45, 3),
+    "ambient": (1, 3, 0, 12, 0.6, 2),
+}
+
+
+def isolation_journal(path, figures=ISOLATION):
+    """A journal with one fault of each isolation kind, and a good upgrade beside the failed one."""
+    j_path = journal(path)
+    j = json.loads((j_path / "journal.json").read_text())
+    for a, (beyond, left, plain, failed, rollback, hurt) in figures.items():
+        config = dict(fault("config", 3, 30), flows_beyond_target=[f"f{i}" for i in range(beyond)])
+        reject = dict(fault("config-reject", 2, 5), details={"left_without_update": [f"p{i}" for i in range(left)]})
+        bypass = dict(fault("bypass", 0, 0), details={"reached_plaintext": plain})
+        bad = dict(fault("upgrade", 2, failed), options={"outcome": "fails", "strategy": "restart"},
+                   details={"rollback_s_max": rollback})
+        flows = {f"x{i}->s": {"affected": True} for i in range(hurt)}
+        flows["noisy-0->s"] = {"affected": True}  # the noisy pod's own flow: not a neighbour
+        noisy = dict(fault("noisy-neighbour", hurt + 1, 0), target_pods=["noisy-0"], flows=flows)
+        j["architectures"][a]["faults"] += [config, reject, bypass, bad, noisy]
+    write_json(j_path / "journal.json", j)
+    return j_path
+
+
+def test_the_isolation_rows_take_their_figures_from_the_new_kinds(tmp_path):
+    rows = build([isolation_journal(tmp_path / "a")]).scorecard
+    col = {"config": 0, "conflict": 1, "bypass": 2, "failed-upgrade": 3, "noisy": 5}
+    for key, k in col.items():
+        r = row(rows, key)
+        assert r.missing is None and set(r.cells) == set(ARCHS), key
+        for a in ARCHS:
+            assert r.cells[a].value == ISOLATION[a][k], (key, a)
+            assert r.cells[a].rank == 1 + sum(ISOLATION[b][k] < ISOLATION[a][k] for b in ARCHS), (key, a)
+    assert row(rows, "failed-upgrade").cells["node"].text == "40 failed, 0.50 s to roll back"
+    assert row(rows, "conflict").cells["node"].text == "3 pods, 5 failed"
+    assert row(rows, "bypass").cells["node-sa"].text == "2 paths"
+    # the good upgrade's row is not moved by the failed one
+    assert {a: row(rows, "upgrade").cells[a].value for a in ARCHS} == {a: FIGURES[a][5] for a in ARCHS}
+
+
+def test_the_isolation_rows_say_which_experiment_to_run(tmp_path):
+    rows = build([journal(tmp_path / "a")]).scorecard
+    for key in ("config", "conflict", "bypass", "failed-upgrade", "noisy"):
+        assert row(rows, key).missing == "run `testbed run experiments/isolation.yaml`", key
+    assert "Failed upgrade          no data: run `testbed run experiments/isolation.yaml`" in "\n".join(terminal(rows))
