@@ -82,6 +82,8 @@ def apply(ctx: dict, plan: ClusterPlan, proxy: Proxy, tuning: dict[str, dict] | 
         if tuning.get(pod, {}).get("reject") == "conflict":
             listener = next((x for x in ctx.get("listeners", []) if x["service"] == plan.pod(pod).service), None)
             port = listener["port"] if listener else proxy.inbound_port
+            if ctx.get("hbone"):  # a waypoint on HBONE binds one port; its services' listeners are internal
+                port = ctx["hbone"]["port"]
             ctx["conflicts"].append({"name": f"conflict_{pod}", "port": port, "cluster": ctx["clusters"][0]["name"]})
             touched["listeners"].append(f"0.0.0.0:{port}")
     return touched

@@ -151,7 +151,7 @@ def _validate(path) -> subprocess.CompletedProcess:
 def test_envoy_takes_every_setting_and_refuses_each_rejected_update(arch, tmp_path):
     plan, topo, proxy = _proxy(arch)
     certs = tmp_path / "certs"
-    identity.issue(certs, MESH.mesh.trust_domain, MESH.service_accounts())
+    identity.issue(certs, MESH.mesh.trust_domain, topo.identities())
     cases = {"setting": ({"api-0": SETTING}, 0, None),
              "invalid": ({"api-0": {"generation": 1, "reject": "invalid"}}, 1, "missing ]"),
              "conflict": ({"api-0": {"generation": 1, "reject": "conflict"}}, 1, "duplicate address")}
