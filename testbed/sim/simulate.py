@@ -116,7 +116,7 @@ def simulate(exp: Experiment, spec_text: str, params: Params, scale: Scale | Non
         t1 = time.monotonic()
         run = ArchRun(exp, cluster, arch, params, hosts)
         result = run.result()
-        if len(cluster.flows) <= TIMELINE_FLOWS and (exp.faults or exp.cost is None):
+        if len(cluster.flows) <= TIMELINE_FLOWS and run.traffic_ran:
             result["files"] = {"timeline": f"timeline-{arch}.csv"}
             write_text(out / result["files"]["timeline"], _timeline(run.timeline()))
         result["simulated_s"] = round(time.monotonic() - t1, 3)
