@@ -47,7 +47,9 @@ def header(exp: Experiment, spec_text: str, params: Params, scale: Scale, hosts:
                            "shared_kib": params.shared_kib,
                            "calibration": {"path": params.source, "made": cal.get("made"),
                                            "from": [f.get("journal") for f in cal.get("from", [])],
-                                           "machine": (cal.get("environment") or {}).get("kernel")}}}
+                                           "machine": (cal.get("environment") or {}).get("kernel"),
+                                           # roles it has no runs of, and whose figures they took
+                                           "stand_ins": dict(params.stand_ins)}}}
 
 
 def command(exp: Experiment, params: Params, scale: Scale, hosts: str | None, archs: list[str] | None,

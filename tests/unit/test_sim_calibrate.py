@@ -130,3 +130,22 @@ def test_the_shipped_calibration_says_where_each_figure_came_from():
     mem = doc["parameters"]["memory"]
     assert mem["per_cluster_kib"]["anchor"].startswith("Envoy's docs")
     assert mem["base_kib"]["points"] and mem["base_kib"]["fit"]["r2"] is not None
+
+
+def test_a_calibration_without_ztunnel_runs_takes_its_stand_ins_and_says_so():
+    """ztunnel renders the micro-proxy's template (CPU and latency per hop: a micro-proxy's)
+    and sits at the node (restart times and outage effects: a node proxy's)."""
+    doc = json.loads(DEFAULT_PATH.read_text())
+    p = doc["parameters"]
+    for section in (p["cpu"]["per_krps"], p["cpu"]["idle_vcpu"], *p["latency"]["per_hop_ms"].values(),
+                    p["times"]["crash_restart_s"], p["times"]["restart_s"], p["times"]["hot_restart_s"]):
+        section.pop("ztunnel", None)
+    p["effects"] = {k: e for k, e in p["effects"].items() if "/ztunnel/" not in k}
+    got = Params(doc)
+    assert got.cpu_per_krps["ztunnel"] == got.cpu_per_krps["micro"]
+    assert got.cpu_idle["ztunnel"] == got.cpu_idle["micro"]
+    assert got.hop_ms("ebpf", "ztunnel", "p99") == got.hop_ms("ebpf", "micro", "p99")
+    assert got.time(got.crash_restart_s, "ztunnel", 7) == got.time(got.crash_restart_s, "node", 7)
+    assert got.effect("crash", "ztunnel", "source")[1] == "crash/node/source"
+    assert got.stand_ins["cpu.per_krps.ztunnel"] == "micro" and got.stand_ins["times.restart_s.ztunnel"] == "node"
+    assert got.stand_ins["latency.per_hop_ms.ebpf.ztunnel"] == "micro"
