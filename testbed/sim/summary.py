@@ -30,6 +30,8 @@ def calibration_lines(doc: dict) -> list[str]:
     p = doc["parameters"]
     lines = [f"calibrated from {len(doc['from'])} journal(s): {doc['counts']['cost_windows']} cost windows, "
              f"{doc['counts']['faults']} faults" + (f"; prior: {doc['prior']}" if doc.get("prior") else "")]
+    if doc.get("memory_from"):
+        lines.append(f"  private memory and config bytes from {len(doc['memory_from'])} of them only")
 
     def row(name, e):
         anchor = f"   [published: {e['anchor']}]" if isinstance(e, dict) and e.get("anchor") else ""
