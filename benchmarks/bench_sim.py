@@ -38,7 +38,7 @@ from testbed.sim.simulate import simulate  # noqa: E402
 AT_SCALE = ROOT / "experiments" / "at-scale.yaml"
 SHOP = f"""name: fidelity-shop
 cluster: {ROOT / 'experiments' / 'clusters' / 'shop.yaml'}
-architectures: [sidecar, node, node-sa, ambient]
+architectures: [sidecar, node, node-sa, ambient, ztunnel]
 traffic: {{rate: 10, duration: 26s}}
 cost: {{totalRate: 200, seconds: 4s, idle: 2s}}
 faults:
