@@ -3,7 +3,12 @@ with its fit quality and the data points it came from (docs/simulation.md says w
 comes from). A prior calibration (by default the one shipped with the testbed) fills in
 what these journals do not inform: a run without a sweep cannot tell a cluster's memory
 from a route's, one without faults says nothing of restarts. Every entry says its
-`source`: `fit` (these journals), `prior` or `assumed`."""
+`source`: `fit` (these journals), `prior` or `assumed`.
+
+`memory_from` narrows the fit of a proxy's private memory and config bytes to some of the
+journals (the others still inform everything else): one linear model in the config counts
+holds for every role, and proxies it does not describe (HBONE's, whose filter chains weigh
+more than their counts say) would bend it for all of them."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import datetime
 import json
 from pathlib import Path
 
+from .. import journal as journal_mod
 from ..atomic import write_text
 from ..errors import TestbedError
 from ..journal import VERSION as JOURNAL_VERSION
@@ -37,9 +43,24 @@ def _fill(fitted: dict, prior: dict | None) -> dict:
     return out
 
 
-def calibrate(paths: list[str | Path], prior_path: str | Path | None = DEFAULT_PATH, command: str = "") -> dict:
-    """The calibration document from the journals at `paths` (directories or files)."""
+def _narrowed(costs: list, paths: list[str | Path] | None) -> list:
+    """The cost windows of the journals at `paths` (all of them when None)."""
+    if paths is None:
+        return costs
+    wanted = {Path(journal_mod.load(p)["_path"]).resolve() for p in paths}
+    mine = [c for c in costs if Path(c.journal).resolve() in wanted]
+    if not mine:
+        raise TestbedError("--memory-from: none of these journals is among those calibrated from, or none has a "
+                           "cost window")
+    return mine
+
+
+def calibrate(paths: list[str | Path], prior_path: str | Path | None = DEFAULT_PATH, command: str = "",
+              memory_from: list[str | Path] | None = None) -> dict:
+    """The calibration document from the journals at `paths` (directories or files); the
+    private memory and config bytes from those at `memory_from` only, when given."""
     journals, costs, faults = sources.read(paths)
+    mem_costs = _narrowed(costs, memory_from)
     prior = None
     if prior_path is not None and Path(prior_path).exists():
         prior = load_calibration(prior_path).data["parameters"]
@@ -53,7 +74,7 @@ def calibrate(paths: list[str | Path], prior_path: str | Path | None = DEFAULT_P
         # window implies more than the prior, they were running, and the prior's value stands
         note = "every window implied more than the prior: other Envoys were running" if shared["value"] else None
         shared = dict(p_mem["shared_kib"], source="prior", points=shared.get("points", []), note=note)
-    memory = {"shared_kib": shared, **resources.memory(costs, shared["value"] or 0.0, p_mem)} if costs else p_mem
+    memory = {"shared_kib": shared, **resources.memory(mem_costs, shared["value"] or 0.0, p_mem)} if costs else p_mem
     cpu = resources.cpu(costs)
     p_cpu = _prior_section(prior, "cpu") or {}
     cpu = {"per_krps": _fill(cpu["per_krps"], p_cpu.get("per_krps")),
@@ -79,7 +100,7 @@ def calibrate(paths: list[str | Path], prior_path: str | Path | None = DEFAULT_P
             t[k] = _fill(v, p_t.get(k))
     parameters = {
         "memory": memory,
-        "config_bytes": resources.config_bytes(costs, _prior_section(prior, "config_bytes")) if costs
+        "config_bytes": resources.config_bytes(mem_costs, _prior_section(prior, "config_bytes")) if costs
         else _prior_section(prior, "config_bytes"),
         "cpu": cpu, "latency": lat, "times": t,
         "effects": effects.effects(faults, _prior_section(prior, "effects")),
@@ -95,6 +116,8 @@ def calibrate(paths: list[str | Path], prior_path: str | Path | None = DEFAULT_P
                       "environment": j.get("environment"), "architectures": list(j["architectures"])}
                      for j in journals],
             "prior": _shown(prior_path) if prior is not None else None,
+            # whose cost windows fit the private memory and config bytes (None: every journal's)
+            "memory_from": None if memory_from is None else sorted({c.journal for c in mem_costs}),
             "counts": {"cost_windows": len(costs), "faults": len(faults)},
             "roles": list(ROLES), "parameters": parameters}
 

@@ -24,8 +24,11 @@ def _progress(msg: str) -> None:
 @click.option("--prior", type=click.Path(dir_okay=False, exists=True), default=None,
               help="A calibration to take what these journals do not inform from (default: the one shipped).")
 @click.option("--no-prior", is_flag=True, help="Take nothing from another calibration.")
+@click.option("--memory-from", "memory_from", multiple=True, type=click.Path(exists=True),
+              help="Fit the proxies' private memory and config bytes from these runs only (repeatable; each among "
+                   "DIRS; default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the calibration as JSON.")
-def calibrate(dirs, out_file, prior, no_prior, as_json):
+def calibrate(dirs, out_file, prior, no_prior, memory_from, as_json):
     """Fit the simulation's parameters from the journals of real runs (DIRS: run directories
     or journal files): proxy memory (a base plus a cost per listener, cluster, endpoint,
     route and secret, and the shared Envoy image), config bytes, CPU per 1,000 requests/s
@@ -41,7 +44,8 @@ def calibrate(dirs, out_file, prior, no_prior, as_json):
     from .params import DEFAULT_PATH
     from .summary import calibration_lines
 
-    doc = fit(list(dirs), None if no_prior else (prior or DEFAULT_PATH), command=_command())
+    doc = fit(list(dirs), None if no_prior else (prior or DEFAULT_PATH), command=_command(),
+              memory_from=list(memory_from) or None)
     path = write(doc, out_file)
     if as_json:
         click.echo(json.dumps(doc, indent=1))

@@ -7,7 +7,7 @@ one, from the model's parameters (docs/simulation.md, "Cost"):
   route and secret) and the Envoy image shared by every proxy on one host, counted by PSS
   as the kernel does: shared / proxies on that host. `hosts` says what a host is: the one
   `machine` every proxy shares in the testbed, or each `node` of a real cluster (the
-  ambient L7 proxies' node is one too);
+  waypoints' node is one too);
 - CPU: each proxy idles at its role's rate and spends its role's vCPU per 1,000 requests
   crossing it; the traffic is the cost window's total rate spread evenly over the flows,
   and a flow's requests spread evenly over its service's replicas (a shared proxy crossed
@@ -60,7 +60,7 @@ def passes(topo: SimTopology, per_flow: float) -> list[float]:
             load[k] += per_flow
         into[dst] = into.get(dst, 0.0) + per_flow
     for service, rate in into.items():
-        l7 = topo.l7_for(service) if topo.arch == "ambient" else None
+        l7 = topo.l7_for(service)
         if l7 is not None:
             load[l7.index] += rate
         pods = c.pods_by_service[service]

@@ -8,15 +8,20 @@ proxies it resolves to (chaos/base.resolve), as `Outage`s in time:
 - proxy-hang: each proxy is stopped until the revert.
 - upgrade: a roll, one proxy after the other, each down for the role's restart time
   (`restart`) or drained by a hot restart (`hot-restart`); the revert waits for the roll.
-- wasm: each proxy hot-restarted onto the extension (in ambient the L7 proxy), then, by
+- wasm: each proxy hot-restarted onto the extension (in ambient and ztunnel the waypoint), then, by
   behaviour and failure policy, the whole proxy stalls (`loop`, at --concurrency 1 every
   listener hangs), or the target's traffic fails there (`trap`, `memory` and `deny-all`
   failing closed or reloading; `deny-all` also failing open), or nothing (`trap`, `memory`
   failing open); the revert replaces each proxy with a fresh process (a restart).
 - identity-compromise: nothing to traffic; the keys the proxies hold, and the services each
-  stolen identity may call (the `calls` policy the proxies enforce).
+  stolen identity gets into by some door (SimTopology.reaches: what `calls` allows an
+  account, and a waypoint's own identity around that waypoint).
 - drop, tcp-reset, delay: not modelled (their effect is the kernel's TCP: retransmissions,
-  resets); their journal entries say so and hold no figure."""
+  resets); their journal entries say so and hold no figure.
+
+A fault that acts on proxies where none serves its target (architecture `none`, or `proxy:
+l7` where no waypoint fronts it) is not applicable, as chaos/registry.py records it: never
+injected, its entry says why (`details.not_applicable`) and is not measured."""
 
 from __future__ import annotations
 
@@ -25,8 +30,9 @@ from dataclasses import dataclass, field
 import simpy
 
 from ..chaos.kinds import KINDS
-from ..experiment import FaultSpec
+from ..experiment import FaultSpec, Target
 from ..identity import spiffe_id
+from ..mesh.topology import SPLIT_ARCHITECTURES
 from .flows import Outage
 from .params import Params
 from .topology import SimProxy, SimTopology
@@ -46,6 +52,7 @@ class FaultRun:
     reverted_at: float | None = None
     ended_at: float | None = None
     not_modelled: str | None = None
+    not_applicable: str | None = None  # why: no proxy to act on (never injected)
 
     def times(self) -> dict:
         def r(t):
@@ -69,17 +76,30 @@ class Schedule:
         for proxy in topo.proxies:
             self.envoys[self.host(proxy)] = self.envoys.get(self.host(proxy), 0) + 1
         self.env = simpy.Environment()
-        self.runs = [FaultRun(f, self._resolve(f)) for f in faults]
+        self.runs = [self._run(f) for f in faults]
         self._rolls: dict[int, simpy.Process] = {}  # fault -> its upgrade roll
         self._extensions: dict[int, list[Outage]] = {}  # fault -> what its extensions do, still open-ended
+
+    def _run(self, f: FaultSpec) -> FaultRun:
+        """The fault as this architecture resolves it (chaos/registry.make_fault): a wasm
+        fault in ambient or ztunnel aims at the waypoint (L4 proxies run no extensions,
+        and the entry's target says so, as a real run's does); a proxy fault with no proxy
+        to act on is not applicable."""
+        arch, aimed = self.topo.arch, f
+        if f.kind == "wasm" and arch in SPLIT_ARCHITECTURES and f.target.proxy != "l7":
+            t = f.target
+            aimed = FaultSpec(f.kind, Target(t.kind, t.name, "l7"), f.at, f.duration, f.options, f.line)
+        proxies = self._resolve(aimed)
+        if needs_proxy(f.kind) and not proxies:  # recorded with the fault as the experiment gave it
+            why = f"{f.kind} acts on proxies, and architecture {arch} has no proxy" if arch == "none" else \
+                f"no proxy of {arch} serves {f.target.describe()}"
+            return FaultRun(f, [], not_applicable=why)
+        return FaultRun(aimed, proxies)
 
     def _resolve(self, f: FaultSpec) -> list[SimProxy]:
         if self.topo.arch == "none":
             return []
-        target = f.target
-        if f.kind == "wasm" and self.topo.arch == "ambient" and target.proxy != "l7":
-            target = type(target)(target.kind, target.name, "l7")  # only L7 proxies run extensions
-        c = self.topo.cluster
+        target, c = f.target, self.topo.cluster
         pods = [target.name] if target.kind == "pod" else \
             [p.name for p in (c.pods_by_service if target.kind == "service" else c.pods_by_node)[target.name]]
         return self.topo.resolve(target, pods)
@@ -97,6 +117,8 @@ class Schedule:
             if at > self.env.now:
                 yield self.env.timeout(at - self.env.now)
             run = self.runs[i]
+            if run.not_applicable:
+                continue  # nothing to inject or revert (chaos/registry.NotApplicable)
             if what == "inject":
                 yield self.env.timeout(self.p.inject_lag)
                 run.injected_at = self.env.now
@@ -197,13 +219,14 @@ class Schedule:
             yield env.timeout(self.p.revert_lag)
 
     def _identity(self, run: FaultRun) -> None:
+        """The keys on the compromised proxies, and what each opens (chaos/identity.py
+        dials every door of every service with each)."""
         c = self.topo.cluster
         td = c.spec.mesh.trust_domain
         stolen = sorted({sa for p in run.proxies for sa in p.identities})
-        callers = {s: {c.services[x].service_account for x in c.callers_of[s]} for s in c.services}
         run.details["identities_exposed"] = [spiffe_id(td, sa) for sa in stolen]
         run.details["reachable_pairs"] = [[spiffe_id(td, sa), s.name] for sa in stolen for s in c.spec.services
-                                          if sa in callers[s.name]]
+                                          if self.topo.reaches(sa, s.name)]
 
 
 def needs_proxy(kind: str) -> bool:

@@ -10,7 +10,7 @@ replicas: request k to replica (k + phase) mod R, the phase being the flow's ind
 An `Outage` is a proxy out of service for a while, for a cause (crash, hang, restart,
 wasm-loop, wasm-fail), possibly only for some services (a failing extension acts on its
 service's traffic only). An `Exposure` is one flow crossing one such proxy: at its source,
-as its L7 proxy, or at its destination for the replicas behind it. `outcome` says what
+as its waypoint (ambient, ztunnel), or at its destination for the replicas behind it. `outcome` says what
 happens to one request; only the requests an outage reaches differ from normal, and only
 those are ever looked at (radius.py)."""
 

@@ -6,8 +6,10 @@ tables and the report read it alike."""
 
 from __future__ import annotations
 
+from ..chaos.kinds import KINDS
 from ..experiment import Experiment
 from ..measure.blast import Window
+from ..measure.outcome import fault_entry as never_injected
 from . import cost, radius
 from .faults import Schedule
 from .flows import Exposure, FlowIndex, Grid
@@ -43,6 +45,7 @@ class ArchRun:
         self.traces: dict[int, radius.Trace] = {}
         self.normal: list[float] = []
         self.faults_too = faults_too
+        self.traffic_ran = False  # whether the traffic phase was run (and so a timeline exists)
 
     def result(self) -> dict:
         exp = self.exp
@@ -50,12 +53,19 @@ class ArchRun:
                      "faults": [], "cost": None, "up_s": None, "timings": {}}
         if exp.cost is not None:
             out["cost"] = cost.section(self.topo, self.p, exp.cost, exp.redirect, self.hosts, exp.rate)
-        if self.faults_too and (exp.faults or exp.cost is None):
+        if self.faults_too and (self.applicable() or exp.cost is None):
             self._traffic(out)
         return out
 
+    def applicable(self) -> list:
+        """The faults the traffic phase is run for (experiment_runner.run_arch): in `none`,
+        only those that need no proxy. With none of them and a cost window, a real run
+        measures the cost alone, and so does the model."""
+        return [f for f in self.exp.faults if self.arch != "none" or not KINDS[f.kind].needs_proxy]
+
     def _traffic(self, out: dict) -> None:
         exp, topo, grid = self.exp, self.topo, self.grid
+        self.traffic_ran = True
         runs = Schedule(exp.faults, topo, self.p, self.hosts).play()
         index = FlowIndex(topo)
         exposures: dict[int, list[Exposure]] = {}
@@ -74,6 +84,12 @@ class ArchRun:
         injections = [f.at for f in exp.faults]
         list_all = len(index.flows) <= LIST_ALL_FLOWS
         for run, mine in zip(runs, per_fault, strict=True):
+            if run.not_applicable:  # as measure/outcome.fault_entry records a fault never injected
+                out["faults"].append(never_injected(run.spec, run.facts(), {"not_applicable": run.not_applicable},
+                                                    {"injected_at": None, "reverted_at": None, "ended_at": None},
+                                                    [], [], index.flows, baseline, injections, exp.duration,
+                                                    exp.error_points, exp.latency_factor))
+                continue
             if run.not_modelled:
                 out["faults"].append({"kind": run.spec.kind, "target": run.spec.target.__dict__, "at": run.spec.at,
                                       "duration": run.spec.duration, **run.times(), **run.facts(),

@@ -21,7 +21,7 @@ FORMAT = 1
 DEFAULT_PATH = Path(__file__).resolve().parent / "default-calibration.json"
 TIMEOUT = 2.0  # seconds: the workload agent's request timeout (cluster/agent.py)
 COUNTS = ("listeners", "clusters", "endpoints", "routes", "secrets")
-ROLES = ("sidecar", "node", "node-sa", "micro", "l7")
+ROLES = ("sidecar", "node", "node-sa", "micro", "ztunnel", "l7")
 CAUSES = ("crash", "hang", "restart", "wasm-loop", "wasm-fail")
 POSITIONS = ("source", "l7", "destination")
 
@@ -60,6 +60,21 @@ ASSUMED = {
 
 ALIKE = {"restart": ("crash",), "crash": ("restart",), "wasm-fail": ()}
 
+# Where a calibration has no runs of a role, whose figures it takes, by what it shares with
+# it (docs/simulation.md): ztunnel renders the micro-proxy's template (L4 only: mTLS and
+# HBONE, no HTTP parsing), so its work per request and its latency per hop are a
+# micro-proxy's; it sits at the node, captured as a node proxy is and configured per pod
+# and account of the node, so its restart times and what its outage does to a flow are a
+# node proxy's (then a micro-proxy's). Sidecars, micro-proxies and waypoints stand in for
+# each other's latency as they did before ztunnel.
+STAND_IN = {
+    "cpu": {"ztunnel": ("micro",)},
+    "latency": {"ztunnel": ("micro",), "node-sa": ("node",), "node": ("node-sa",), "micro": ("sidecar",),
+                "l7": ("sidecar",)},
+    "times": {"ztunnel": ("node",)},
+    "effects": {"ztunnel": ("node", "micro")},
+}
+
 
 def value(entry, default=None):
     """The value of a parameter entry (or a bare number)."""
@@ -82,18 +97,24 @@ class Params:
         cfg = p["config_bytes"]
         self.bytes_base = value(cfg["base"], 0.0)
         self.bytes_per = {k: value(cfg[f"per_{k[:-1]}"], 0.0) for k in COUNTS}
+        self.stand_ins: dict[str, str] = {}  # "<parameter>.<role>" -> the role whose figure it took
         cpu = p["cpu"]
-        self.cpu_per_krps = {r: value(cpu["per_krps"].get(r)) for r in ROLES}
-        self.cpu_idle = {r: value(cpu["idle_vcpu"].get(r), 0.0) for r in ROLES}
+        self.cpu_per_krps = self._stand_in("cpu.per_krps", {r: value(cpu["per_krps"].get(r)) for r in ROLES}, "cpu")
+        self.cpu_idle = self._stand_in("cpu.idle_vcpu", {r: value(cpu["idle_vcpu"].get(r)) for r in ROLES}, "cpu")
         self.workloads_per_krps = value(cpu.get("workloads_per_krps"), 0.0)
         lat = p["latency"]
         self.latency_none = {q: value(lat["none_ms"][q], 0.0) for q in ("p50", "p90", "p99")}
         self.per_hop = {redirect: {role: {q: value(v.get(q), 0.0) for q in ("p50", "p90", "p99")}
                                    for role, v in roles.items()} for redirect, roles in lat["per_hop_ms"].items()}
+        for redirect, roles in self.per_hop.items():
+            for role, others in STAND_IN["latency"].items():
+                other = next((o for o in others if o in roles), None) if role not in roles else None
+                if other is not None:
+                    self.stand_ins[f"latency.per_hop_ms.{redirect}.{role}"] = other
         t = p["times"]
-        self.crash_restart_s = {r: value(t["crash_restart_s"].get(r)) for r in ROLES}
-        self.restart_s = {r: value(t["restart_s"].get(r)) for r in ROLES}
-        self.hot_restart_s = {r: value(t["hot_restart_s"].get(r)) for r in ROLES}
+        self.crash_restart_s, self.restart_s, self.hot_restart_s = (
+            self._stand_in(f"times.{k}", {r: value(t[k].get(r)) for r in ROLES}, "times")
+            for k in ("crash_restart_s", "restart_s", "hot_restart_s"))
         self.per_host_envoy = value(t.get("per_host_envoy_s"), 0.0) or 0.0
         self.per_concurrent_restart = value(t.get("per_concurrent_restart_s"), 0.0) or 0.0
         self.inject_lag = value(t["inject_lag_s"], 0.0)
@@ -102,6 +123,18 @@ class Params:
         self.effects = {k: Effect(**{f: value(e.get(f), getattr(Effect(), f)) for f in
                                      ("onset", "fail", "served", "resume", "after")}, source=e.get("source", "fit"))
                         for k, e in p["effects"].items()}
+
+    def _stand_in(self, name: str, table: dict, family: str) -> dict:
+        """`table` (role -> value or None) with each missing role's value taken from its
+        stand-in (STAND_IN), noted in `stand_ins`."""
+        out = dict(table)
+        for role, others in STAND_IN[family].items():
+            if out.get(role) is None:
+                other = next((o for o in others if table.get(o) is not None), None)
+                if other is not None:
+                    out[role] = table[other]
+                    self.stand_ins[f"{name}.{role}"] = other
+        return out
 
     def time(self, table: dict, role: str, host_envoys: int = 1, concurrent: int = 1) -> float:
         """A per-role time (the median of the other roles' when this one has no data), on a
@@ -125,13 +158,14 @@ class Params:
         """The effect and where it came from: this cause, role and position; else a cause
         that acts alike on the same role and position (a restart is a short crash: the
         process and its listeners are gone); else the same cause and position on another
-        role (the first calibrated in ROLES order); else the model's assumption."""
+        role (its stand-ins first, then the first calibrated in ROLES order); else the model's
+        assumption."""
         if cause == "drain":
             return ASSUMED[cause], "drain"
         for c in (cause, *ALIKE.get(cause, ())):
             if f"{c}/{role}/{position}" in self.effects:
                 return self.effects[f"{c}/{role}/{position}"], f"{c}/{role}/{position}"
-        for other in ROLES:
+        for other in (*STAND_IN["effects"].get(role, ()), *ROLES):
             k = f"{cause}/{other}/{position}"
             if k in self.effects:
                 return self.effects[k], k
@@ -141,7 +175,7 @@ class Params:
         table = self.per_hop.get(redirect) or next(iter(self.per_hop.values()), {})
         if role in table:
             return table[role][q]
-        same = {"node-sa": "node", "node": "node-sa", "micro": "sidecar", "l7": "sidecar"}.get(role)
+        same = next((o for o in STAND_IN["latency"].get(role, ()) if o in table), None)
         return table.get(same, {}).get(q, 0.0)
 
 

@@ -156,8 +156,8 @@ def _break(ex: Exposure, stream_replica: int) -> tuple[str | None, int]:
     (None: it does not). Seen on real runs (docs/simulation.md): a proxy the app's own
     connection ends at closes it (crash, restart), times it out (a hang longer than the
     client's timeout), resets it (a stalled extension, when killed) or drains it (a hot
-    restart); an ambient L7 proxy out of service closes the micro-proxy's tunnel, and with it
-    the app's connection, at every request the app tries until it is back; a far proxy that
+    restart); a waypoint out of service closes the L4 proxy's tunnel, and with it the app's
+    connection, at every request the app tries until it is back; a far proxy that
     makes requests wait longer than the client does times them out."""
     if ex.hits is not None and stream_replica not in ex.hits:
         return None, 0

@@ -47,7 +47,9 @@ def header(exp: Experiment, spec_text: str, params: Params, scale: Scale, hosts:
                            "shared_kib": params.shared_kib,
                            "calibration": {"path": params.source, "made": cal.get("made"),
                                            "from": [f.get("journal") for f in cal.get("from", [])],
-                                           "machine": (cal.get("environment") or {}).get("kernel")}}}
+                                           "machine": (cal.get("environment") or {}).get("kernel"),
+                                           # roles it has no runs of, and whose figures they took
+                                           "stand_ins": dict(params.stand_ins)}}}
 
 
 def command(exp: Experiment, params: Params, scale: Scale, hosts: str | None, archs: list[str] | None,
@@ -116,7 +118,7 @@ def simulate(exp: Experiment, spec_text: str, params: Params, scale: Scale | Non
         t1 = time.monotonic()
         run = ArchRun(exp, cluster, arch, params, hosts)
         result = run.result()
-        if len(cluster.flows) <= TIMELINE_FLOWS and (exp.faults or exp.cost is None):
+        if len(cluster.flows) <= TIMELINE_FLOWS and run.traffic_ran:
             result["files"] = {"timeline": f"timeline-{arch}.csv"}
             write_text(out / result["files"]["timeline"], _timeline(run.timeline()))
         result["simulated_s"] = round(time.monotonic() - t1, 3)

@@ -30,6 +30,8 @@ def calibration_lines(doc: dict) -> list[str]:
     p = doc["parameters"]
     lines = [f"calibrated from {len(doc['from'])} journal(s): {doc['counts']['cost_windows']} cost windows, "
              f"{doc['counts']['faults']} faults" + (f"; prior: {doc['prior']}" if doc.get("prior") else "")]
+    if doc.get("memory_from"):
+        lines.append(f"  private memory and config bytes from {len(doc['memory_from'])} of them only")
 
     def row(name, e):
         anchor = f"   [published: {e['anchor']}]" if isinstance(e, dict) and e.get("anchor") else ""
@@ -73,6 +75,10 @@ def simulation_lines(journal: dict) -> list[str]:
     lines = [f"simulated {sim.get('nodes')} nodes, {sim.get('pods')} pods, {sim.get('services')} services, "
              f"{sim.get('accounts')} service accounts, {sim.get('flows')} flows; a host is a {sim.get('hosts')}; "
              f"{sim.get('seconds')}s of computing"]
+    stand_ins = (sim.get("calibration") or {}).get("stand_ins") or {}
+    if stand_ins:  # a role the calibration has no runs of (params.STAND_IN)
+        lines.append("the calibration has no runs of some roles; their figures are others': " +
+                     ", ".join(f"{k} <- {v}" for k, v in sorted(stand_ins.items())))
     head = (f"{'architecture':<12} {'proxies':>8} {'PSS GiB all/calls':>18} {'vCPU':>7} {'vCPU @traffic':>13} "
             f"{'config KiB max all/calls':>25} {'ids/proxy':>9}")
     rows = []

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from testbed import journal
 from testbed.cli import main
+from testbed.errors import TestbedError
 from testbed.experiment import load_experiment
 from testbed.sim import calibrate as cal
 from testbed.sim.model import ArchRun
@@ -130,3 +131,49 @@ def test_the_shipped_calibration_says_where_each_figure_came_from():
     mem = doc["parameters"]["memory"]
     assert mem["per_cluster_kib"]["anchor"].startswith("Envoy's docs")
     assert mem["base_kib"]["points"] and mem["base_kib"]["fit"]["r2"] is not None
+
+
+def test_a_calibration_without_ztunnel_runs_takes_its_stand_ins_and_says_so():
+    """ztunnel renders the micro-proxy's template (CPU and latency per hop: a micro-proxy's)
+    and sits at the node (restart times and outage effects: a node proxy's)."""
+    doc = json.loads(DEFAULT_PATH.read_text())
+    p = doc["parameters"]
+    for section in (p["cpu"]["per_krps"], p["cpu"]["idle_vcpu"], *p["latency"]["per_hop_ms"].values(),
+                    p["times"]["crash_restart_s"], p["times"]["restart_s"], p["times"]["hot_restart_s"]):
+        section.pop("ztunnel", None)
+    p["effects"] = {k: e for k, e in p["effects"].items() if "/ztunnel/" not in k}
+    got = Params(doc)
+    assert got.cpu_per_krps["ztunnel"] == got.cpu_per_krps["micro"]
+    assert got.cpu_idle["ztunnel"] == got.cpu_idle["micro"]
+    assert got.hop_ms("ebpf", "ztunnel", "p99") == got.hop_ms("ebpf", "micro", "p99")
+    assert got.time(got.crash_restart_s, "ztunnel", 7) == got.time(got.crash_restart_s, "node", 7)
+    assert got.effect("crash", "ztunnel", "source")[1] == "crash/node/source"
+    assert got.stand_ins["cpu.per_krps.ztunnel"] == "micro" and got.stand_ins["times.restart_s.ztunnel"] == "node"
+    assert got.stand_ins["latency.per_hop_ms.ebpf.ztunnel"] == "micro"
+
+
+def test_memory_may_be_fitted_from_some_of_the_runs_only(tmp_path):
+    """--memory-from: the private memory and config bytes from these journals' cost windows,
+    everything else from all of them; a journal not calibrated from is refused."""
+    run = _as_if_real(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    doc = json.loads((run / "journal.json").read_text())
+    for r in doc["architectures"].values():  # another run whose proxies weigh 1 MiB more than their counts say
+        for p in (r.get("cost") or {}).get("proxies", []):
+            p["rss_kib"] += 1024
+            p["pss_kib"] += 1024
+    (other / "journal.json").write_text(json.dumps(doc))
+    for f in run.glob("*.jsonl"):
+        (other / f.name).write_text(f.read_text())
+    both = cal.calibrate([run, other], prior_path=None)
+    narrowed = cal.calibrate([run, other], prior_path=None, memory_from=[run])
+    alone = cal.calibrate([run], prior_path=None)
+    mem = [{k: v["value"] for k, v in d["parameters"]["memory"].items()} for d in (both, narrowed, alone)]
+    assert mem[1] == mem[2] and mem[0] != mem[2]
+    config = [d["parameters"]["config_bytes"]["base"]["value"] for d in (narrowed, alone)]
+    assert config[0] == config[1]
+    assert narrowed["memory_from"] == [str(run / "journal.json")] and both["memory_from"] is None
+    assert narrowed["counts"] == both["counts"]  # every run still informs the rest
+    with pytest.raises(TestbedError, match="--memory-from"):
+        cal.calibrate([run], prior_path=None, memory_from=[other])

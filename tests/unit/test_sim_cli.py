@@ -23,12 +23,16 @@ def test_simulate_writes_a_journal_marked_simulated_that_the_report_draws(tmp_pa
     assert "proxy-crash pod=cart-0" in r.output and "next: testbed report" in r.output
     j = journal.load(out)
     assert j["simulated"] is True and j["engine"] == "simpy" and j["status"] == "completed"
-    assert list(j["architectures"]) == ["none", "sidecar", "node", "node-sa", "ambient"]
+    assert list(j["architectures"]) == ["none", "sidecar", "node", "node-sa", "ambient", "ztunnel"]
     assert j["simulation"]["pods"] == 6 and j["simulation"]["hosts"] == "machine"
     node = j["architectures"]["node"]
     assert node["cost"]["proxies_count"] == 3 and node["files"]["timeline"] == "timeline-node.csv"
     crash = node["faults"][0]
     assert crash["kind"] == "proxy-crash" and crash["proxies"] == ["node-n2"] and crash["pods_served"] == 3
+    ztunnel = j["architectures"]["ztunnel"]  # n2's L4 proxy, and the 3 waypoints of the shop's accounts
+    assert ztunnel["cost"]["proxies_count"] == 6 and ztunnel["faults"][0]["proxies"] == ["ztunnel-n2"]
+    assert ztunnel["faults"][1]["proxies"] == ["l7-cart"] and ztunnel["faults"][1]["target"]["proxy"] == "l7"
+    assert j["architectures"]["none"]["faults"] == []  # only proxy faults: the baseline measures the cost alone
     r = CliRunner().invoke(main, ["report", str(out), "--out", str(tmp_path / "rep")])
     assert r.exit_code == 0, r.output
     md = (tmp_path / "rep" / "report.md").read_text()

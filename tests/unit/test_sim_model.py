@@ -24,7 +24,7 @@ from testbed.sim.placement import SimCluster
 from ..conftest import FIXTURES, ROOT
 
 PARAMS = load_calibration()
-ARCHS = ("sidecar", "node", "node-sa", "ambient")
+ARCHS = ("sidecar", "node", "node-sa", "ambient", "ztunnel")
 BLAST_KEYS = ("flows_total", "flows_affected", "pods_affected", "services_affected", "requests_failed",
               "requests_failed_band", "time_to_detect", "detect_basis", "time_to_recover", "fault_window", "until",
               "measured", "proxies_hit", "pods_served", "injected_at", "reverted_at", "ended_at")
@@ -114,7 +114,8 @@ def test_hand_checked_counts_of_a_node_proxy_crash(tmp_path):
         "sidecar": (["sidecar-db-0"], 1, 2),  # api-0 and api-1 -> db
         "node": (["node-n1"], 3, 5),
         "node-sa": (["node-n1.backend"], 2, 4),  # api-0 and db-0 run as backend: web-* -> api (half), api-* -> db
-        "ambient": (["micro-db-0"], 1, 2)}
+        "ambient": (["micro-db-0"], 1, 2),
+        "ztunnel": (["ztunnel-n1"], 3, 5)}  # n1's L4 proxy: the node proxy's reach
     assert sorted(got["node"]["pods_affected"]) == ["api-0", "api-1", "web-0", "web-1"]
     assert got["node"]["services_affected"] == ["api", "audit", "db"]
 
@@ -129,7 +130,61 @@ def test_a_stolen_identity_exposes_the_keys_the_proxy_holds_and_what_they_may_ca
     # web may call api and audit; backend (api) may call db
     assert got["node"]["reachable_pairs"] == [[sa + "backend", "db"], [sa + "web", "api"], [sa + "web", "audit"]]
     assert got["node-sa"]["reachable_pairs"] == got["sidecar"]["reachable_pairs"] == [[sa + "backend", "db"]]
+    # an L4 proxy's keys open the front door (the waypoint) as `calls` allows, never the door around it
+    assert got["ambient"]["reachable_pairs"] == [[sa + "backend", "db"]]
+    assert got["ztunnel"]["identities_exposed"] == got["node"]["identities_exposed"]
+    assert got["ztunnel"]["reachable_pairs"] == got["node"]["reachable_pairs"]
     assert all(f["flows_affected"] == 0 for f in got.values())
+
+
+@pytest.mark.parametrize("arch", ("ambient", "ztunnel"))
+def test_a_stolen_waypoint_identity_opens_the_door_around_its_waypoint(tmp_path, arch):
+    """A waypoint holds its own identity, waypoint-<sa>, which no `calls` edge names: the front
+    doors refuse it, but the L4 proxies behind that waypoint admit it, and only it
+    (chaos/identity.py dials both doors): it reaches every service of the account behind its
+    waypoint, and nothing else (audit has `l7: false`, its L4 proxy admits callers only)."""
+    exp = _experiment(tmp_path, "  - {kind: identity-compromise, target: {pod: api-0, proxy: l7}, at: 3s, "
+                                "duration: 2s}\n", duration="8s")
+    f = ArchRun(exp, SimCluster(exp.cluster), arch, PARAMS, "machine").result()["faults"][0]
+    wp = "spiffe://cluster.local/ns/default/sa/waypoint-backend"
+    assert f["proxies"] == ["l7-backend"] and f["pods_served"] == 3  # api-0, api-1, db-0
+    assert f["identities_exposed"] == [wp]
+    assert f["reachable_pairs"] == [[wp, "api"], [wp, "db"]]
+
+
+def test_a_proxy_fault_with_no_proxy_to_act_on_is_not_applicable(tmp_path):
+    """As chaos/registry.py records it: `proxy: l7` where no waypoint serves the target (no
+    waypoints in node; audit skips its waypoint in ztunnel), or architecture none: never
+    injected, not measured, the reason in details, the entry a real run's shape. The other
+    faults' windows still end at its `at` (a real run's schedule keeps it)."""
+    faults = ("  - {kind: proxy-crash, target: {pod: audit-0, proxy: l7}, at: 3s, restartDelay: 1s}\n"
+              "  - {kind: proxy-crash, target: {pod: db-0, proxy: l7}, at: 8s, restartDelay: 1s}\n"
+              "  - {kind: drop, target: {pod: db-0}, at: 12s, duration: 1s}\n")
+    exp = _experiment(tmp_path, faults, duration="16s")
+    got = {a: ArchRun(exp, SimCluster(exp.cluster), a, PARAMS, "machine").result()["faults"]
+           for a in ("none", "node", "ztunnel")}
+    audit, db = got["ztunnel"][0], got["ztunnel"][1]
+    assert audit["measured"] is False and audit["proxies_hit"] == 0
+    assert audit["details"] == {"not_applicable": "no proxy of ztunnel serves pod audit-0 (l7 proxy)"}
+    assert {k: audit[k] for k in ("injected_at", "reverted_at", "ended_at")} == dict.fromkeys(
+        ("injected_at", "reverted_at", "ended_at"))
+    assert "flows_affected" not in audit and "model" not in audit
+    assert db["measured"] is True and db["proxies"] == ["l7-backend"]
+    assert db["flows_affected"] == 4  # web-* -> api, api-* -> db: l7-backend fronts both
+    assert all(f["details"]["not_applicable"] == "no proxy of node serves pod " + p + " (l7 proxy)"
+               for f, p in zip(got["node"][:2], ("audit-0", "db-0"), strict=True))
+    assert [f["details"].get("not_applicable") for f in got["none"][:2]] == \
+        ["proxy-crash acts on proxies, and architecture none has no proxy"] * 2
+    assert got["none"][2]["simulated"].startswith("not modelled")
+
+
+def test_none_with_a_cost_window_and_only_proxy_faults_measures_the_cost_alone():
+    """experiment_runner.run_arch skips the traffic phase of `none` when no fault applies
+    there and a cost window is asked: no fault entry, no timeline."""
+    exp = load_experiment(ROOT / "experiments" / "at-scale.yaml")
+    run = ArchRun(exp, SimCluster(exp.cluster), "none", PARAMS, "machine")
+    result = run.result()
+    assert result["faults"] == [] and result["cost"] is not None and not run.traffic_ran
 
 
 def test_packet_faults_are_said_not_modelled_and_hold_no_figure(tmp_path):
@@ -153,6 +208,9 @@ def test_the_shop_experiment_uses_calibrated_effects_only():
     exp = load_experiment(ROOT / "experiments" / "calibration" / "faults.yaml")
     for arch in ARCHS:
         for f in ArchRun(exp, SimCluster(exp.cluster), arch, PARAMS, "machine").result()["faults"]:
+            if f["details"].get("not_applicable"):  # `proxy: l7` where there is no waypoint
+                assert arch not in ("ambient", "ztunnel") and f["target"]["proxy"] == "l7"
+                continue
             assert not any("assumed" in k for k in f["model"]["effects"]), (arch, f["kind"], f["model"])
 
 

@@ -13,7 +13,7 @@ from testbed import spec as specmod
 from testbed.cluster.plan import make_plan
 from testbed.measure.cost import config_counts
 from testbed.mesh import render
-from testbed.mesh.topology import make_topology
+from testbed.mesh.topology import ARCHITECTURES, has_waypoints, make_topology
 from testbed.sim.config import ConfigModel
 from testbed.sim.placement import Scale, SimCluster, scaled_spec
 from testbed.sim.topology import SimTopology
@@ -23,11 +23,24 @@ from ..conftest import FIXTURES, ROOT
 SHOP = specmod.load_cluster(ROOT / "experiments" / "clusters" / "shop.yaml")
 MESH = specmod.load_cluster(FIXTURES / "mesh.yaml")
 BIG = specmod.load_cluster(FIXTURES / "big.yaml")
-ARCHS = ("sidecar", "node", "node-sa", "ambient")
+ARCHS = tuple(a for a in ARCHITECTURES if a != "none")
+
+
+def _mesh(spec, **settings):
+    return replace(spec, mesh=replace(spec.mesh, **settings))
+
+
 SPECS = {"shop": SHOP, "mesh": MESH, "big": BIG,
-         "mesh-calls": replace(MESH, mesh=replace(MESH.mesh, scope="calls")),
+         "mesh-calls": _mesh(MESH, scope="calls"),
          "shop-scaled": scaled_spec(SHOP, Scale(nodes=5, pods_per_node=4, services=7)),
-         "mesh-accounts": scaled_spec(MESH, Scale(nodes=4, pods_per_node=3, services=9, accounts=3))}
+         "mesh-accounts": scaled_spec(MESH, Scale(nodes=4, pods_per_node=3, services=9, accounts=3)),
+         # the other tunnel: L4 proxies and waypoints configure per-connection mTLS instead of HBONE
+         "mesh-tcp": _mesh(MESH, tunnel="tcp"), "shop-tcp": _mesh(SHOP, tunnel="tcp"),
+         "mesh-calls-tcp": _mesh(MESH, scope="calls", tunnel="tcp"),
+         "accounts-calls-tcp": _mesh(scaled_spec(MESH, Scale(nodes=4, pods_per_node=3, services=9, accounts=3)),
+                                     scope="calls", tunnel="tcp"),
+         "accounts-calls": _mesh(scaled_spec(MESH, Scale(nodes=4, pods_per_node=3, services=9, accounts=3)),
+                                 scope="calls")}
 
 
 def _dump(bootstrap: dict) -> dict:
@@ -53,11 +66,11 @@ def _dump(bootstrap: dict) -> dict:
 @pytest.mark.parametrize("arch", ARCHS)
 def test_proxies_and_config_counts_are_the_real_testbeds(name, arch):
     spec = SPECS[name]
-    plan = make_plan(spec, "t00001", proxy_node=arch == "ambient")
+    plan = make_plan(spec, "t00001", proxy_node=has_waypoints(arch))
     real = make_topology(plan, arch)
     sim = SimTopology(SimCluster(spec), arch)
-    assert [(p.name, p.role, p.node, p.serves, p.identities) for p in real.proxies] == \
-        [(p.name, p.role, p.node, p.serves, p.identities) for p in sim.proxies]
+    assert [(p.name, p.role, p.node, p.serves, p.identities, p.account) for p in real.proxies] == \
+        [(p.name, p.role, p.node, p.serves, p.identities, p.account) for p in sim.proxies]
     model = ConfigModel(sim.cluster)
     for proxy in real.proxies:
         text = render.render(plan, real, proxy, "/certs")
