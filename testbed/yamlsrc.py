@@ -30,6 +30,7 @@ from .errors import SpecError
 
 MAX_BYTES = 512 * 1024
 MAX_DEPTH = 32
+MAX_TOKENS = 30_000  # the largest spec the limits allow (500 services, 198 nodes) is a tenth of this
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SCALARS = SafeConstructor()  # stateless for scalars: one for every value
@@ -126,8 +127,11 @@ def _prescan(text: str, source: str) -> None:
     """Refuse tags, anchors, aliases and deep nesting before anything is built."""
     depth = 0
     try:
-        for token in yaml.scan(text, Loader=_Loader):
+        for count, token in enumerate(yaml.scan(text, Loader=_Loader)):
             line = token.start_mark.line + 1
+            if count > MAX_TOKENS:
+                raise SpecError([f"{source}:{line}: yaml: more than {MAX_TOKENS} YAML tokens: larger than any spec "
+                                 "the limits allow"])
             for kind, message in _REFUSED.items():
                 if isinstance(token, kind):
                     shown = "".join(token.value) if isinstance(token, yaml.TagToken) else ""

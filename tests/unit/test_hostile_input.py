@@ -192,6 +192,7 @@ def test_the_messages_say_what_is_wrong(corpus_dir):
     assert "not a regular file (a FIFO)" in only("cluster-fifo")
     assert "too large" in only("cluster-huge")
     assert "at most 198" in only("nodes-256")
+    assert "more than 30000 YAML tokens" in only("nodes-40000")
     assert "acts on proxies, and the only architecture is none" in only("none-only-crash")
     assert "overlaps faults[0]" in only("overlapping-drop")
     assert "overlaps faults[0]" in only("reset-same-at")
