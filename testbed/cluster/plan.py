@@ -112,7 +112,7 @@ def make_plan(spec: ClusterSpec, run_id: str, proxy_node: bool = False, id_block
         pods.append(PodPlan(
             name=p.name, service=p.service, service_account=p.service_account, node=p.node,
             ip=str(ip), port=spec.service(p.service).port, netns=naming.pod_netns(run_id, p.name),
-            host_if=naming.ifname(naming.POD_IF_PREFIX, p.name), cgroup=f"{cg}/pod-{p.name}",
+            host_if=naming.ifname(naming.POD_IF_PREFIX, p.name), cgroup=naming.pod_cgroup(run_id, p.name),
         ))
     services = tuple(
         ServicePlan(s.name, service_vip(k), s.port, s.service_account,
