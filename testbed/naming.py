@@ -85,6 +85,11 @@ def supervisor_cgroup(run_id: str) -> str:
     return f"{run_cgroup(run_id)}/supervisor"
 
 
+def spawner_cgroup(run_id: str) -> str:
+    """Where the agent spawner runs while it forks the agents (cluster/spawner.py)."""
+    return f"{run_cgroup(run_id)}/spawner"
+
+
 # Each proxy runs as its own uid (so it can read only its own keys) and uses the same number
 # as its Envoy --base-id (so hot-restart shared memory, /dev/shm/envoy_shared_memory_<id*10>,
 # is tagged too). The ids of one run come from a block of PROXY_ID_BLOCK; live runs hold

@@ -3,14 +3,18 @@ run id; pods (and, later, proxies) get leaves below it. BPF programs attach to p
 
 from __future__ import annotations
 
+import functools
 import os
 
 from ..errors import TestbedError
 from ..wait import wait_for
 
 
+@functools.cache
 def root() -> str:
-    """The cgroup2 mount: /sys/fs/cgroup on a unified host, elsewhere e.g. /sys/fs/cgroup/unified."""
+    """The cgroup2 mount: /sys/fs/cgroup on a unified host, elsewhere e.g. /sys/fs/cgroup/unified.
+    Found once per process: /proc/self/mounts lists every namespace's bind mount, so reading
+    it for each of a thousand cgroups of a run took seconds."""
     mounts = []
     with open("/proc/self/mounts") as f:
         for line in f:

@@ -62,10 +62,9 @@ def build_fabric(plan: ClusterPlan) -> None:
         _up(ns, "lo")
         ns.link("add", ifname=BRIDGE, kind="bridge")
         br = _up(ns, BRIDGE)
-        for node in plan.nodes:
-            ns.link("add", ifname=node.fabric_if, kind="veth",
+        for node in plan.nodes:  # one request each: created on the bridge, up
+            ns.link("add", ifname=node.fabric_if, kind="veth", master=br, state="up",
                     peer={"ifname": NODE_IF, "net_ns_fd": node.netns})
-            ns.link("set", index=ns.link_lookup(ifname=node.fabric_if)[0], master=br, state="up")
 
 
 def build_node(plan: ClusterPlan, node: NodePlan) -> None:
@@ -80,14 +79,17 @@ def build_node(plan: ClusterPlan, node: NodePlan) -> None:
         for other in plan.nodes:
             if other.name != node.name:
                 ns.route("add", dst=other.pod_cidr, gateway=other.fabric_ip)
-        for pod in plan.pods_on(node.name):
-            ns.link("add", ifname=pod.host_if, kind="veth", peer={"ifname": NODE_IF, "net_ns_fd": pod.netns})
-            ns.link("set", index=ns.link_lookup(ifname=pod.host_if)[0], master=br, state="up")
+        for pod in plan.pods_on(node.name):  # one request each (a lookup by name lists every link)
+            ns.link("add", ifname=pod.host_if, kind="veth", master=br, state="up",
+                    peer={"ifname": NODE_IF, "net_ns_fd": pod.netns})
+
+
+LOOPBACK_INDEX = 1  # lo is the first interface of every namespace
 
 
 def build_pod(node: NodePlan, pod: PodPlan) -> None:
     with netlink(pod.netns) as ns:
-        _up(ns, "lo")
+        ns.link("set", index=LOOPBACK_INDEX, state="up")
         eth = _up(ns, NODE_IF)
         ns.addr("add", index=eth, address=pod.ip, prefixlen=32)
         ns.route("add", dst=f"{node.gateway}/32", oif=eth, scope=SCOPE_LINK)

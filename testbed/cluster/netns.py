@@ -25,10 +25,23 @@ def exists(name: str) -> bool:
 
 
 def create(name: str) -> None:
+    """A new namespace, bind-mounted at /run/netns/NAME as `ip netns add` does. Made on
+    this thread (unshare, bind, then back home), not in a helper process per namespace as
+    pyroute2's create does: a fork of the testbed each, 200 of them for 200 pods."""
     if exists(name):
         raise TestbedError(f"network namespace {name} already exists (is another run using this id? "
                            "see `testbed status` or `testbed clean`)")
-    _pr_netns.create(name)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"unshare: {os.strerror(err)}")
+        try:
+            _pr_netns.attach(name, "thread-self")  # the run dir made shared once, then the bind mount
+        finally:
+            setns(home)
+    finally:
+        os.close(home)
 
 
 def delete(name: str) -> bool:
