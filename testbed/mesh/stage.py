@@ -22,6 +22,7 @@ from . import envoy, render
 from .topology import MeshTopology, Proxy, make_topology
 
 READY_TIMEOUT = 60.0
+READY_PER_PROXY = 0.25
 
 
 def private_dir(path: Path, uid: int) -> None:
@@ -123,7 +124,9 @@ class MeshStage:
         except (FileNotFoundError, ValueError):
             return {}
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+    def wait_ready(self, timeout: float | None = None) -> None:
+        if timeout is None:  # starting an Envoy takes ~0.1 s of CPU: hundreds of them take a while
+            timeout = READY_TIMEOUT + READY_PER_PROXY * len(self.topo.proxies)
         def all_ready():
             st = self.proxy_status()
             for name, s in st.items():
@@ -138,7 +141,7 @@ class MeshStage:
                 if st else "the proxy supervisor to start"
 
         try:
-            wait_for(all_ready, timeout, not_ready, interval=0.02)
+            wait_for(all_ready, timeout, not_ready, interval=0.1)  # 200 proxies: a 60 KB status each time
         except TestbedError:
             raise
         except Exception as exc:

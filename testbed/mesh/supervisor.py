@@ -33,6 +33,17 @@ BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
 READY_TIMEOUT = 30.0
 
 
+def max_starting() -> int:
+    """How many proxies may be starting at once. Starting an Envoy is CPU work (~0.1 s):
+    a few per CPU keep every CPU busy, where starting hundreds at once only adds
+    contention and a readiness poll of every one of them per tick.
+    TESTBED_PROXY_STARTS=N overrides it; 0 starts every proxy at once."""
+    value = os.environ.get("TESTBED_PROXY_STARTS")
+    if value is not None and value.strip().isdigit():
+        return int(value) or 1 << 30
+    return 2 * (os.cpu_count() or 1)
+
+
 def shm_path(base_id: int) -> str:
     return f"/dev/shm/envoy_shared_memory_{base_id * 10}"
 
@@ -80,6 +91,7 @@ class Supervisor:
         self.stopping = False
         self._last_written = None
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.max_starting = max_starting()
 
     # ---------------------------------------------------------------- processes
     def _start(self, m: Managed, epoch: int) -> None:
@@ -103,6 +115,7 @@ class Supervisor:
             self.jobs.get()()
         now = time.monotonic()
         with self.lock:
+            starting = sum(1 for m in self.proxies.values() if m.state == "starting")
             for m in self.proxies.values():
                 m.draining = [p for p in m.draining if p.poll() is None]
                 if m.proc is not None and m.proc.poll() is not None:
@@ -115,15 +128,23 @@ class Supervisor:
                         m.failures += 1
                         m.state = "crashed"
                         m.next_start = now + self._backoff(m)
-                if m.proc is None and m.next_start is not None and now >= m.next_start and not self.stopping:
+                if m.proc is None and m.next_start is not None and now >= m.next_start and not self.stopping \
+                        and starting < self.max_starting:
                     if m.state == "crashed":
                         m.restarts += 1
                     self._start(m, 0)
-                if m.state == "starting" and m.proc is not None and \
-                        admin.ready(m.spec["netns"], m.spec["admin_port"], m.epoch):
+                    starting += 1
+                if m.state == "starting" and m.proc is not None and self._ready(m):
                     m.state, m.ready_at, m.failures = "ready", time.time(), 0
+                    starting -= 1
                     self._register_inbound(m)
             self._write_status()
+
+    @staticmethod
+    def _ready(m: Managed) -> bool:
+        """LIVE. A fresh start (epoch 0) has no parent that could answer on its admin port:
+        the short /ready will do; a hot restart's new epoch must say it is the one answering."""
+        return admin.ready(m.spec["netns"], m.spec["admin_port"], m.epoch if m.epoch else None)
 
     def _register_inbound(self, m: Managed) -> None:
         """eBPF capture: hand the (new) inbound listener to the capture map. Before the redirect

@@ -282,8 +282,7 @@ def record_path(run_id: str) -> Path:
 def register_listener(pins: str, slot: int, port: int, pid: int) -> None:
     """Put Envoy `pid`'s listener on `port` into the inbound socket map at `slot` (after a
     start or restart of that proxy). Needs no bcc: the supervisor calls it."""
-    fd_num = bpffs.listening_socket_fd(pid, port)
-    sock_fd = bpffs.take_fd(pid, fd_num)
+    sock_fd = bpffs.listening_socket(pid, port)
     socks = bpffs.obj_get(f"{pins}/tb_inbound_socks")
     try:
         bpffs.map_update(socks, ctypes.c_uint32(slot), ctypes.c_uint64(sock_fd))
