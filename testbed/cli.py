@@ -201,7 +201,7 @@ def proxy_config(run_id, name):
     mesh = runner.mesh_of(run_id)
     proxy = runner.proxy_for(mesh, name)
     click.echo(f"# {proxy.name} ({proxy.role}) in {proxy.netns}, serving {', '.join(proxy.serves)}", err=True)
-    click.echo(mesh.config_path(proxy).read_text(), nl=False)
+    click.echo(json.dumps(json.loads(mesh.config_path(proxy).read_text()), indent=2))  # the file is compact JSON
 
 
 @main.command()

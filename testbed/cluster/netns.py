@@ -7,8 +7,6 @@ import ctypes
 import os
 from collections.abc import Iterator
 
-from pyroute2 import netns as _pr_netns
-
 from ..errors import TestbedError
 
 NETNS_DIR = "/run/netns"
@@ -36,8 +34,10 @@ def create(name: str) -> None:
         if _libc.unshare(CLONE_NEWNET) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"unshare: {os.strerror(err)}")
+        from pyroute2 import netns as pr_netns  # here: importing pyroute2 takes 0.2 s (the supervisor never needs it)
+
         try:
-            _pr_netns.attach(name, "thread-self")  # the run dir made shared once, then the bind mount
+            pr_netns.attach(name, "thread-self")  # the run dir made shared once, then the bind mount
         finally:
             setns(home)
     finally:
@@ -49,8 +49,10 @@ def delete(name: str) -> bool:
     concurrent sweep removing it first."""
     if not exists(name):
         return False
+    from pyroute2 import netns as pr_netns
+
     try:
-        _pr_netns.remove(name)
+        pr_netns.remove(name)
     except OSError:
         if exists(name):
             raise

@@ -118,6 +118,8 @@ class Rtnl:
 
     def batch(self, requests: list[tuple[int, int, bytes]]) -> None:
         """Send every request in one write; each must be acknowledged without error."""
+        if not requests:
+            return
         first = self.seq + 1
         out = []
         for kind, flags, body in requests:

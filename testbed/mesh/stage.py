@@ -62,7 +62,7 @@ class MeshStage:
         return self.run.proxies_dir / proxy.name
 
     def config_path(self, proxy: Proxy) -> Path:
-        return self.proxy_dir(proxy) / f"envoy.{render.config_format(proxy.role)}"
+        return self.proxy_dir(proxy) / "envoy.json"
 
     # ------------------------------------------------------------------ build
     def build(self, progress=lambda msg: None) -> dict:
