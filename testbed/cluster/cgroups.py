@@ -51,11 +51,9 @@ def procs(rel: str) -> list[int]:
 def kill_all(rel: str, timeout: float = 5.0) -> int:
     """SIGKILL every process in the subtree and wait until it is empty. Returns how many there were."""
     p = path(rel)
-    if not os.path.isdir(p):
+    if not os.path.isdir(p) or not populated(rel):
         return 0
     victims = procs(rel)
-    if not victims:
-        return 0
     kill_file = os.path.join(p, "cgroup.kill")
     if os.path.exists(kill_file):
         with open(kill_file, "w") as f:
@@ -66,8 +64,19 @@ def kill_all(rel: str, timeout: float = 5.0) -> int:
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
-    wait_for(lambda: not procs(rel), timeout, f"the processes of cgroup {p} to exit")
+    # one file says whether any process is left in the whole subtree (a walk of a run with
+    # 800 pods and 800 proxies reads 1,600 files each time)
+    wait_for(lambda: not populated(rel), timeout, f"the processes of cgroup {p} to exit")
     return len(victims)
+
+
+def populated(rel: str) -> bool:
+    """Whether any process is left in the cgroup or below it (cgroup.events)."""
+    try:
+        with open(os.path.join(path(rel), "cgroup.events")) as f:
+            return any(line.split() == ["populated", "1"] for line in f)
+    except FileNotFoundError:
+        return False
 
 
 def remove(rel: str) -> bool:
