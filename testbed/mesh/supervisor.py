@@ -90,10 +90,11 @@ class Supervisor:
         self.proxies = {p["name"]: Managed(p) for p in manifest["proxies"]}
         self.lock = threading.RLock()
         self.stopping = False
-        self._last_written = None
+        self.dirty = True  # something the status file shows changed since it was written
         self._written_at = -STATUS_EVERY
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.max_starting = max_starting()
+        self.children: dict[int, subprocess.Popen] = {}  # every Envoy started and not yet reaped, by pid
 
     # ---------------------------------------------------------------- processes
     def _start(self, m: Managed, epoch: int) -> None:
@@ -103,8 +104,10 @@ class Supervisor:
             except FileNotFoundError:
                 pass
         m.proc = procs.spawn(m.argv(self.envoy, epoch), m.spec["netns"], m.spec["cgroup"], log=m.spec["log"])
+        self.children[m.proc.pid] = m.proc
         m.epoch = epoch
         m.state = "starting"
+        self.dirty = True
         m.started_at, m.ready_at, m.next_start = time.time(), None, None
 
     def _backoff(self, m: Managed) -> float:
@@ -117,12 +120,13 @@ class Supervisor:
             self.jobs.get()()
         now = time.monotonic()
         with self.lock:
+            self._reap()
             starting = sum(1 for m in self.proxies.values() if m.state == "starting")
             for m in self.proxies.values():
-                m.draining = [p for p in m.draining if p.poll() is None]
-                if m.proc is not None and m.proc.poll() is not None:
+                m.draining = [p for p in m.draining if p.returncode is None]
+                if m.proc is not None and m.proc.returncode is not None:
                     pid, rc = m.proc.pid, m.proc.returncode
-                    m.proc = None
+                    m.proc, self.dirty = None, True
                     m.last_exit = {"pid": pid, "code": rc, "at": time.time(), "expected": pid in m.expect_exit}
                     if pid in m.expect_exit:
                         m.expect_exit.discard(pid)
@@ -138,9 +142,26 @@ class Supervisor:
                     starting += 1
                 if m.state == "starting" and m.proc is not None and self._ready(m):
                     m.state, m.ready_at, m.failures = "ready", time.time(), 0
+                    self.dirty = True
                     starting -= 1
                     self._register_inbound(m)
             self._write_status()
+
+    def _reap(self) -> None:
+        """Collect the children that exited since the last tick: one waitpid for each of
+        them, where polling every proxy every tick was thousands of system calls a second
+        (4% of a CPU with 200 proxies doing nothing). Popen.wait/poll elsewhere still work:
+        a child reaped here has its return code set."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            proc = self.children.pop(pid, None)
+            if proc is not None and proc.returncode is None:
+                proc.returncode = os.waitstatus_to_exitcode(status)
 
     @staticmethod
     def _config_ready(m: Managed) -> bool:
@@ -168,20 +189,18 @@ class Supervisor:
             print(f"{m.name}: could not register the inbound listener: {exc}", file=sys.stderr, flush=True)
 
     def _write_status(self) -> None:
-        """The status file, when it changed, at most every STATUS_EVERY seconds (while
+        """The status file, when something in it changed (`dirty`), at most every STATUS_EVERY seconds (while
         hundreds of proxies start it changes on nearly every tick), compact (JSON's C
         encoder: indenting takes the pure-Python one, milliseconds for 800 proxies)."""
         now = time.monotonic()
-        if now - self._written_at < STATUS_EVERY:
+        if not self.dirty or now - self._written_at < STATUS_EVERY:
             return
         status = {name: m.status() for name, m in self.proxies.items()}
-        if status == self._last_written:
-            return
         path = Path(self.manifest["status_file"])
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"supervisor": os.getpid(), "proxies": status}))
         tmp.replace(path)
-        self._last_written, self._written_at = status, now
+        self.dirty, self._written_at = False, now
 
     # ---------------------------------------------------------------- commands
     def in_main_loop(self, fn):
@@ -208,7 +227,7 @@ class Supervisor:
             raise ValueError(f"unknown strategy {strategy!r} (hot-restart, restart or replace)")
         m = self.proxies[name]
         t0 = time.monotonic()
-        while strategy == "hot-restart" and any(p.poll() is None for p in m.draining):
+        while strategy == "hot-restart" and any(p.returncode is None for p in m.draining):  # reaped by the loop
             time.sleep(TICK)  # Envoy keeps two epochs at most: let the previous parent finish draining
         self.in_main_loop(lambda: self._replace(m, strategy))
         deadline = time.monotonic() + READY_TIMEOUT
@@ -242,12 +261,14 @@ class Supervisor:
                     except subprocess.TimeoutExpired:
                         p.kill()
                         p.wait()
+                    self.children.pop(p.pid, None)  # reaped here
                 m.proc, m.draining = None, []
                 self._start(m, 0)
 
     def set_restart_delay(self, name: str, seconds) -> dict:
         with self.lock:
             self.proxies[name].restart_delay = None if seconds is None else float(seconds)
+            self.dirty = True
             return {"proxy": name, "restart_delay": self.proxies[name].restart_delay}
 
     def handle(self, req: dict) -> dict:
