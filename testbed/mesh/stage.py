@@ -79,7 +79,7 @@ class MeshStage:
         for proxy in self.topo.proxies:
             cgroups.create(proxy.cgroup)
         cgroups.create(naming.supervisor_cgroup(self.run.run_id))
-        progress(f"rendering {len(self.topo.proxies)} proxy configs and starting their Envoys")
+        progress(f"starting {len(self.topo.proxies)} Envoy proxies, each as soon as its config is rendered")
         t1 = time.monotonic()
         procs.spawn([sys.executable, "-m", "testbed.mesh.supervisor", "--run", self.run.run_id,
                      "--manifest", str(mpath)], None, naming.supervisor_cgroup(self.run.run_id),
@@ -169,11 +169,13 @@ def sweep(run_id: str | None = None) -> list[str]:
     for group in cgroups.list_tagged(prefix):
         if run_id and group != prefix:
             continue
-        sup = f"{group}/supervisor"
-        if os.path.isdir(cgroups.path(sup)):  # first the supervisor, so nothing is restarted
-            n = cgroups.kill_all(sup)
-            if n:
-                removed.append(f"proxy supervisor of {group}")
+        # first the supervisor, so nothing is restarted; then the proxies, so that none still
+        # starting creates its shared memory after it was removed below
+        for sub, what in (("supervisor", "proxy supervisor"), ("proxies", "proxies"), ("waypoints", "L7 proxies")):
+            if os.path.isdir(cgroups.path(f"{group}/{sub}")):
+                n = cgroups.kill_all(f"{group}/{sub}")
+                if n:
+                    removed.append(f"{what} of {group}" if sub == "supervisor" else f"{n} {what} of {group}")
     if run_id is None:
         blocks = None
     else:
