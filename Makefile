@@ -37,6 +37,7 @@ test: lint
 bench: setup
 	$(VENV)/bin/python benchmarks/bench_cluster.py
 	$(VENV)/bin/python benchmarks/bench_mesh.py
+	$(VENV)/bin/python benchmarks/bench_scale.py --repeat 1
 
 clean:
 	@if [ -x $(TESTBED) ]; then $(TESTBED) clean -v && $(TESTBED) bpf cache --clear; else echo "no venv: nothing the testbed made can exist"; fi
