@@ -128,9 +128,8 @@ def sweep(run_id: str | None = None) -> list[str]:
         # 1. processes: everything in the run's cgroups, then anything else still in its
         #    namespaces, then any worker carrying the run's tag
         for group in groups:
-            n = steps.attempt(f"stopping the processes of cgroup {group}", cgroups.kill_all, group)
-            if n:
-                removed.append(f"{n} processes in cgroup {group}")
+            if steps.attempt(f"stopping the processes of cgroup {group}", cgroups.kill_all, group):
+                removed.append(f"the processes in cgroup {group}")
         inodes = {i for i in (netns.inode(s) for s in spaces) if i is not None}
         stray = [pid for pid in procs.in_netns(inodes) if pid != os.getpid()]
         if stray:

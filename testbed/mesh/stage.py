@@ -172,10 +172,8 @@ def sweep(run_id: str | None = None) -> list[str]:
         # first the supervisor, so nothing is restarted; then the proxies, so that none still
         # starting creates its shared memory after it was removed below
         for sub, what in (("supervisor", "proxy supervisor"), ("proxies", "proxies"), ("waypoints", "L7 proxies")):
-            if os.path.isdir(cgroups.path(f"{group}/{sub}")):
-                n = cgroups.kill_all(f"{group}/{sub}")
-                if n:
-                    removed.append(f"{what} of {group}" if sub == "supervisor" else f"{n} {what} of {group}")
+            if os.path.isdir(cgroups.path(f"{group}/{sub}")) and cgroups.kill_all(f"{group}/{sub}"):
+                removed.append(f"{what} of {group}")
     if run_id is None:
         blocks = None
     else:
