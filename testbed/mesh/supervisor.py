@@ -35,10 +35,10 @@ READY_TIMEOUT = 30.0
 
 
 def max_starting() -> int:
-    """How many proxies may be starting at once. Starting an Envoy is mostly CPU work
-    (~0.1 s, with waits for exec and page faults in between): four per CPU keep every CPU
-    busy, where starting hundreds at once adds contention and a readiness poll of every one
-    of them per tick. TESTBED_PROXY_STARTS=N overrides it; 0 starts every proxy at once."""
+    """How many proxies may be starting at once. Starting an Envoy is CPU work (~0.1 s): a
+    few per CPU keep every CPU busy (two per CPU did not, in our measurements), where
+    starting hundreds at once adds contention and a readiness poll of every one of them per
+    tick. TESTBED_PROXY_STARTS=N overrides it; 0 starts every proxy at once, as before."""
     value = os.environ.get("TESTBED_PROXY_STARTS")
     if value is not None and value.strip().isdigit():
         return int(value) or 1 << 30
@@ -189,9 +189,10 @@ class Supervisor:
             print(f"{m.name}: could not register the inbound listener: {exc}", file=sys.stderr, flush=True)
 
     def _write_status(self) -> None:
-        """The status file, when something in it changed (`dirty`), at most every STATUS_EVERY seconds (while
-        hundreds of proxies start it changes on nearly every tick), compact (JSON's C
-        encoder: indenting takes the pure-Python one, milliseconds for 800 proxies)."""
+        """The status file, when something in it changed (`dirty`), at most every
+        STATUS_EVERY seconds (while hundreds of proxies start it changes on nearly every
+        tick), compact (JSON's C encoder; indenting takes the pure-Python one, milliseconds
+        for 800 proxies)."""
         now = time.monotonic()
         if not self.dirty or now - self._written_at < STATUS_EVERY:
             return
