@@ -14,7 +14,7 @@ help:
 	@echo "make demo-quick  the same in under 3 minutes, for a classroom"
 	@echo "make test        set up, then lint (ruff) and run the test suite"
 	@echo "make bench       set up, then run the benchmarks under benchmarks/"
-	@echo "make clean       remove every object the testbed created (namespaces, cgroups, processes)"
+	@echo "make clean       remove every object the testbed created (namespaces, cgroups, processes, the BPF compile cache)"
 	@echo "Run them as root; from an account with sudo they re-run themselves with sudo."
 
 ifneq ($(shell id -u),0)
@@ -37,9 +37,10 @@ test: lint
 bench: setup
 	$(VENV)/bin/python benchmarks/bench_cluster.py
 	$(VENV)/bin/python benchmarks/bench_mesh.py
+	$(VENV)/bin/python benchmarks/bench_scale.py --repeat 1
 
 clean:
-	@if [ -x $(TESTBED) ]; then $(TESTBED) clean -v; else echo "no venv: nothing the testbed made can exist"; fi
+	@if [ -x $(TESTBED) ]; then $(TESTBED) clean -v && $(TESTBED) bpf cache --clear; else echo "no venv: nothing the testbed made can exist"; fi
 endif
 
 lint: setup

@@ -233,7 +233,7 @@ def proxy_config(run_id, name):
     mesh = runner.mesh_of(run_id)
     proxy = runner.proxy_for(mesh, name)
     click.echo(f"# {proxy.name} ({proxy.role}) in {proxy.netns}, serving {', '.join(proxy.serves)}", err=True)
-    click.echo(mesh.config_path(proxy).read_text(), nl=False)
+    click.echo(json.dumps(json.loads(mesh.config_path(proxy).read_text()), indent=2))  # the file is compact JSON
 
 
 @main.command()
@@ -271,6 +271,34 @@ def bpf_stats(run_id, as_json):
         click.echo(f"{name:<14} " + " ".join(f"{row.get(c, 0):>15}" for c in cols))
     for name, row in st["nodes"].items():
         click.echo(f"{'node ' + name:<14} " + " ".join(f"{row.get(c, 0):>15}" for c in cols))
+
+
+@bpf.command(name="cache")
+@click.option("--clear", is_flag=True, help="Remove every compiled program (the next run compiles again).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def bpf_cache_cmd(clear, as_json):
+    """The compile cache: bcc compiles each program of bpf/ once per content (sources,
+    headers, constants, bcc and kernel versions), later runs load it without compiling.
+    TESTBED_BPF_CACHE=DIR moves it, TESTBED_BPF_CACHE=off compiles on every run."""
+    from .redirect import bpf_cache
+
+    if clear:
+        runner.require_root()
+        removed = bpf_cache.clear()
+        click.echo(json.dumps({"removed": removed}) if as_json else
+                   f"removed {len(removed)} cache entries from {bpf_cache.root()}")
+        return
+    entries = bpf_cache.entries()
+    if as_json:
+        click.echo(json.dumps({"dir": str(bpf_cache.root()) if bpf_cache.root() else None, "entries": entries},
+                              indent=1))
+        return
+    if bpf_cache.root() is None:
+        click.echo("the compile cache is switched off (TESTBED_BPF_CACHE=off)")
+        return
+    click.echo(f"{bpf_cache.root()}: {len(entries)} entries")
+    for e in entries:
+        click.echo(f"  {e['key']}  {len(e['programs'])} programs  {e['bytes']} bytes  ({', '.join(e['programs'])})")
 
 
 def _kinds_help() -> str:

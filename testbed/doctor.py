@@ -104,6 +104,22 @@ def _bpf_programs() -> Iterator[Check]:
                          f"this kernel lacks {BPF_FEATURES[name]}")
     finally:
         shutil.rmtree(pins, ignore_errors=True)
+    yield _check("BPF compile cache", _bpf_cache, "runs compile with bcc each time: see `testbed bpf cache`")
+
+
+def _bpf_cache() -> str:
+    """Where runs load the programs from without compiling (the checks above always
+    compile with bcc, so they test the toolchain itself)."""
+    from .redirect import bpf_cache
+    from .redirect.bpf_compile import cache_entry
+
+    if bpf_cache.root() is None:
+        return "switched off (TESTBED_BPF_CACHE=off): every run compiles with bcc"
+    entry = cache_entry()
+    if entry is None:
+        raise TestbedError(f"{bpf_cache.root()} cannot be used (not root's, or writable by others)")
+    ready = sum(1 for name in ebpf.PROGRAMS if bpf_cache.read(entry, name) is not None)
+    return f"{entry} ({ready} of {len(ebpf.PROGRAMS)} programs compiled)"
 
 
 def _clsact() -> str:

@@ -62,8 +62,23 @@ def run_cgroup(run_id: str) -> str:
     return f"{TAG}-{run_id}"
 
 
-def proxy_cgroup(run_id: str, proxy: str) -> str:
-    return f"{run_cgroup(run_id)}/proxy-{proxy}"
+# cgroup levels below the run's: the BPF programs every pod needs attach once, to `pods`;
+# those every captured proxy needs, once, to `proxies` (the ambient L7 proxies, which are
+# reached by address and never captured, sit under `waypoints`)
+def pods_cgroup(run_id: str) -> str:
+    return f"{run_cgroup(run_id)}/pods"
+
+
+def pod_cgroup(run_id: str, pod: str) -> str:
+    return f"{pods_cgroup(run_id)}/{pod}"
+
+
+def proxies_cgroup(run_id: str, captured: bool = True) -> str:
+    return f"{run_cgroup(run_id)}/{'proxies' if captured else 'waypoints'}"
+
+
+def proxy_cgroup(run_id: str, proxy: str, captured: bool = True) -> str:
+    return f"{proxies_cgroup(run_id, captured)}/{proxy}"
 
 
 def supervisor_cgroup(run_id: str) -> str:
@@ -73,6 +88,11 @@ def supervisor_cgroup(run_id: str) -> str:
 def shells_cgroup(run_id: str) -> str:
     """The Mininet backend's node and switch shells (cluster/mininet_nodes.py)."""
     return f"{run_cgroup(run_id)}/mininet"
+
+
+def spawner_cgroup(run_id: str) -> str:
+    """Where the agent spawner runs while it forks the agents (cluster/spawner.py)."""
+    return f"{run_cgroup(run_id)}/spawner"
 
 
 # Each proxy runs as its own uid (so it can read only its own keys) and uses the same number

@@ -35,7 +35,7 @@ DRAIN_TIMEOUT = 30.0  # seconds for an old epoch to be gone (Envoy's --parent-sh
 
 def write_candidate(fault: Fault, proxy: Proxy, text: str) -> Path:
     """The fault's config for a proxy, beside its own and readable only by its uid."""
-    path = fault.ctx.mesh.proxy_dir(proxy) / f"envoy.fault{fault.index}.yaml"
+    path = fault.ctx.mesh.proxy_dir(proxy) / f"envoy.fault{fault.index}.json"
     try:
         os.unlink(path)
     except FileNotFoundError:

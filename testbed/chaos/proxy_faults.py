@@ -4,6 +4,7 @@ to become ready, and the supervisor rolls it back)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -13,10 +14,13 @@ from ..mesh import supervisorctl, upgrades
 from ..wait import wait_for
 from .base import Fault
 
+
 # The testbed has one Envoy build. A new version that does not become ready is played by
 # that build started on a bootstrap it rejects: a field it does not know, which is what an
 # Envoy does with a bootstrap written for a later version.
-FAILING_BOOTSTRAP = "\n# the new version's bootstrap, with a field this build does not know\nnew_version_field: true\n"
+def failing_bootstrap(text: str) -> str:
+    """The new version's bootstrap: the proxy's own, with a field this build does not know."""
+    return json.dumps({**json.loads(text), "new_version_field": True})
 
 
 def _pids(fault: Fault) -> list[int]:
@@ -97,7 +101,7 @@ class Upgrade(Fault):
         configs = {}
         if fails:
             for p in self.proxies:
-                text = self.ctx.mesh.config_path(p).read_text() + FAILING_BOOTSTRAP
+                text = failing_bootstrap(self.ctx.mesh.config_path(p).read_text())
                 configs[p.name] = str(write_candidate(self, p, text))
 
         def roll():

@@ -34,6 +34,7 @@ import argparse
 import http.client
 import json
 import os
+import selectors
 import socketserver
 import sys
 import threading
@@ -240,6 +241,25 @@ class ControlServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
 
 
+def serve(pod, service, node, port, control):
+    """Answer HTTP on `port` and commands on the `control` socket, one thread for both (each
+    request gets its own): the spawner's forks run this directly."""
+    IDENTITY.update(pod=pod, service=service, node=node)
+    app = AppServer(("0.0.0.0", port), AppHandler)
+    try:
+        os.unlink(control)
+    except FileNotFoundError:
+        pass
+    ctl = ControlServer(control, ControlHandler)  # bound last: answering = ready
+    os.chmod(control, 0o600)
+    with selectors.DefaultSelector() as sel:
+        for server in (app, ctl):
+            sel.register(server, selectors.EVENT_READ)
+        while True:
+            for key, _ in sel.select():
+                key.fileobj.handle_request()  # readable: accepts at once, the handler runs in a thread
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="testbed workload agent")
     ap.add_argument("--run", required=True, help="run id (a tag, so clean-up can find this process)")
@@ -249,17 +269,7 @@ def main(argv=None):
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--control", required=True, help="path of the control Unix socket")
     args = ap.parse_args(argv)
-    IDENTITY.update(pod=args.pod, service=args.service, node=args.node)
-
-    app = AppServer(("0.0.0.0", args.port), AppHandler)
-    threading.Thread(target=app.serve_forever, daemon=True).start()
-    try:
-        os.unlink(args.control)
-    except FileNotFoundError:
-        pass
-    control = ControlServer(args.control, ControlHandler)  # bound last: answering = ready
-    os.chmod(args.control, 0o600)
-    control.serve_forever()
+    serve(args.pod, args.service, args.node, args.port, args.control)
     return 0
 
 

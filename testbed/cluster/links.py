@@ -16,14 +16,13 @@ pods route only the testbed's 198.18.0.0/15; the root namespace is not touched.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 from pyroute2 import IPRoute
 
-from . import netns
+from . import netns, rtnl
 from .plan import BRIDGE, CLUSTER_NET, FABRIC_NET, NODE_IF, ClusterPlan, NodePlan, PodPlan
-
-SCOPE_LINK = 253
 
 NODE_SYSCTLS = {
     "net.ipv4.ip_forward": 1,
@@ -66,10 +65,9 @@ def build_fabric(plan: ClusterPlan) -> None:
         _up(ns, "lo")
         ns.link("add", ifname=BRIDGE, kind="bridge")
         br = _up(ns, BRIDGE)
-        for node in plan.nodes:
-            ns.link("add", ifname=node.fabric_if, kind="veth",
+        for node in plan.nodes:  # one request each: created on the bridge, up
+            ns.link("add", ifname=node.fabric_if, kind="veth", master=br, state="up",
                     peer={"ifname": NODE_IF, "net_ns_fd": node.netns})
-            ns.link("set", index=ns.link_lookup(ifname=node.fabric_if)[0], master=br, state="up")
 
 
 def build_node(plan: ClusterPlan, node: NodePlan) -> None:
@@ -84,21 +82,30 @@ def build_node(plan: ClusterPlan, node: NodePlan) -> None:
         for other in plan.nodes:
             if other.name != node.name:
                 ns.route("add", dst=other.pod_cidr, gateway=other.fabric_ip)
-        for pod in plan.pods_on(node.name):
-            ns.link("add", ifname=pod.host_if, kind="veth", peer={"ifname": NODE_IF, "net_ns_fd": pod.netns})
-            port = ns.link_lookup(ifname=pod.host_if)[0]
-            ns.link("set", index=port, master=br, state="up")
-            ns.brport("set", index=port, isolated=1)  # only the gateway, never a neighbour, over the bridge
+    pods = plan.pods_on(node.name)
+    fds = [os.open(netns.path(pod.netns), os.O_RDONLY) for pod in pods]
+    try:  # one veth per pod, created on the bridge and up: one batch (rtnl.py)
+        with rtnl.Rtnl(node.netns) as nl:
+            nl.batch([rtnl.veth_add(pod.host_if, NODE_IF, fd, br) for pod, fd in zip(pods, fds, strict=True)])
+            # only the gateway, never a neighbour, over the bridge
+            nl.batch([rtnl.bridge_port_isolated(pod.host_if) for pod in pods])
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+LOOPBACK_INDEX = 1  # lo is the first interface of every namespace
 
 
 def build_pod(node: NodePlan, pod: PodPlan) -> None:
-    with netlink(pod.netns) as ns:
-        _up(ns, "lo")
-        eth = _up(ns, NODE_IF)
-        ns.addr("add", index=eth, address=pod.ip, prefixlen=32)
-        ns.route("add", dst=f"{node.gateway}/32", oif=eth, scope=SCOPE_LINK)
-        # only the testbed's range goes to the node; anything else has no route at all
-        ns.route("add", dst=str(CLUSTER_NET), gateway=node.gateway)
+    """lo and eth0 up, the pod's /32, its gateway on the link, the testbed's range through it:
+    one batch of requests (rtnl.py), hundreds of pods in a build."""
+    with rtnl.Rtnl(pod.netns) as nl:
+        eth = nl.link_index(NODE_IF)
+        nl.batch([rtnl.link_up(LOOPBACK_INDEX), rtnl.link_up(eth), rtnl.addr_add(eth, pod.ip, 32),
+                  rtnl.route_add(node.gateway, 32, oif=eth),
+                  # only the testbed's range goes to the node; anything else has no route at all
+                  rtnl.route_add(str(CLUSTER_NET.network_address), CLUSTER_NET.prefixlen, gateway=node.gateway)])
 
 
 def build_host(plan: ClusterPlan, netns_name: str, fabric_if: str, ip: str) -> None:

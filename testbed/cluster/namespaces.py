@@ -5,7 +5,6 @@ so it also removes what a build interrupted half-way had created."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 
@@ -14,7 +13,7 @@ from ..addressing import extra_host_ip
 from ..signals import Attempts
 from ..state import Run
 from ..wait import wait_for
-from . import agentctl, cgroups, links, netns, procs
+from . import agentctl, agents, cgroups, links, netns, procs
 from .plan import ClusterPlan, PodPlan
 
 Progress = Callable[[str], None]
@@ -36,6 +35,8 @@ class NamespaceCluster:
         self.plan = plan
         self.run = run
         self.agents: dict[str, int] = {}  # pod -> its agent's pid, once built
+        self._started: agents.Started | None = None
+        self._agents_from: float | None = None
 
     # ------------------------------------------------------------------ build
     def build(self, progress: Progress = _quiet) -> dict[str, float]:
@@ -45,13 +46,18 @@ class NamespaceCluster:
         cgroups.create(plan.cgroup)
         for pod in plan.pods:
             cgroups.create(pod.cgroup)
+        self._started = None
         t = self.build_network(progress)
 
-        progress(f"starting {len(plan.pods)} workload agents")
         t1 = time.monotonic()
-        self.agents = {pod.name: self._start_agent(pod).pid for pod in plan.pods}
+        if self._started is None:  # a backend that did not start them while it wired the pods
+            progress(f"starting {len(plan.pods)} workload agents")
+            self._started = agents.start(plan, self.run, list(plan.pods))
+        self.agents = self._started.pids()
         self.wait_ready(plan.pods)
-        t["agents"] = time.monotonic() - t1
+        # the namespace backend starts them before the links: then this is what is left
+        t["agents_after_links"] = time.monotonic() - t1
+        t["agents"] = time.monotonic() - self._agents_from if self._agents_from else t["agents_after_links"]
         t["cluster"] = time.monotonic() - t0
         return t
 
@@ -65,7 +71,10 @@ class NamespaceCluster:
             netns.create(name)
         t["namespaces"] = time.monotonic() - t0
 
-        progress("wiring the fabric, nodes and pods")
+        progress(f"starting {len(plan.pods)} workload agents, wiring the fabric, nodes and pods")
+        t1 = time.monotonic()
+        self._agents_from = t1  # forked in another process while this wires the links
+        self._started = agents.start(plan, self.run, list(plan.pods))
         netns.sysctl(plan.fabric_netns, links.FABRIC_SYSCTLS)
         links.build_fabric(plan)
         for node in plan.nodes:
@@ -74,14 +83,8 @@ class NamespaceCluster:
         for pod in plan.pods:
             netns.sysctl(pod.netns, links.POD_SYSCTLS)
             links.build_pod(plan.node(pod.node), pod)
-        t["links"] = time.monotonic() - t0 - t["namespaces"]
+        t["links"] = time.monotonic() - t1
         return t
-
-    def _start_agent(self, pod: PodPlan):
-        argv = [sys.executable, "-I", "-S", agentctl.AGENT_SCRIPT, "--run", self.plan.run_id,
-                "--pod", pod.name, "--service", pod.service, "--node", pod.node,
-                "--port", str(pod.port), "--control", self.run.agent_socket(pod.name)]
-        return procs.spawn(argv, pod.netns, pod.cgroup, log=self.run.log(pod.name))
 
     def wait_ready(self, pods: Sequence[PodPlan], timeout: float = AGENT_READY_TIMEOUT) -> None:
         pending = {p.name for p in pods}
@@ -141,9 +144,8 @@ def sweep(run_id: str | None = None) -> list[str]:
         # 1. processes: everything in the run's cgroups, then anything else still in its
         #    namespaces, then any worker carrying the run's tag
         for group in groups:
-            n = steps.attempt(f"stopping the processes of cgroup {group}", cgroups.kill_all, group)
-            if n:
-                removed.append(f"{n} processes in cgroup {group}")
+            if steps.attempt(f"stopping the processes of cgroup {group}", cgroups.kill_all, group):
+                removed.append(f"the processes in cgroup {group}")
         inodes = {i for i in (netns.inode(s) for s in spaces) if i is not None}
         stray = [pid for pid in procs.in_netns(inodes) if pid != os.getpid()]
         if stray:

@@ -7,8 +7,6 @@ import ctypes
 import os
 from collections.abc import Iterator
 
-from pyroute2 import netns as _pr_netns
-
 from ..errors import TestbedError
 
 NETNS_DIR = "/run/netns"
@@ -25,10 +23,25 @@ def exists(name: str) -> bool:
 
 
 def create(name: str) -> None:
+    """A new namespace, bind-mounted at /run/netns/NAME as `ip netns add` does. Made on
+    this thread (unshare, bind, then back home), not in a helper process per namespace as
+    pyroute2's create does: a fork of the testbed each, 200 of them for 200 pods."""
     if exists(name):
         raise TestbedError(f"network namespace {name} already exists (is another run using this id? "
                            "see `testbed status` or `testbed clean`)")
-    _pr_netns.create(name)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"unshare: {os.strerror(err)}")
+        from pyroute2 import netns as pr_netns  # here: importing pyroute2 takes 0.2 s (the supervisor never needs it)
+
+        try:
+            pr_netns.attach(name, "thread-self")  # the run dir made shared once, then the bind mount
+        finally:
+            setns(home)
+    finally:
+        os.close(home)
 
 
 def delete(name: str) -> bool:
@@ -36,8 +49,10 @@ def delete(name: str) -> bool:
     concurrent sweep removing it first."""
     if not exists(name):
         return False
+    from pyroute2 import netns as pr_netns
+
     try:
-        _pr_netns.remove(name)
+        pr_netns.remove(name)
     except OSError:
         if exists(name):
             raise

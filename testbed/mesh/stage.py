@@ -22,6 +22,7 @@ from . import envoy, render
 from .topology import MeshTopology, Proxy, make_topology
 
 READY_TIMEOUT = 60.0
+READY_PER_PROXY = 0.25
 
 
 def private_dir(path: Path, uid: int) -> None:
@@ -61,33 +62,35 @@ class MeshStage:
         return self.run.proxies_dir / proxy.name
 
     def config_path(self, proxy: Proxy) -> Path:
-        return self.proxy_dir(proxy) / "envoy.yaml"
+        return self.proxy_dir(proxy) / "envoy.json"
 
     # ------------------------------------------------------------------ build
     def build(self, progress=lambda msg: None) -> dict:
+        """The supervisor starts first and starts each proxy as soon as its config is in
+        place, so that rendering and writing the configs (Python, here) overlaps starting
+        the Envoys (other processes, other CPUs)."""
         t0 = time.monotonic()
         spec = self.plan.spec
         # every account's (what an attacker with stolen keys may hold), and the waypoints' own
         names = sorted(set(spec.service_accounts()) | set(self.topo.identities()))
         progress(f"issuing SVIDs for {len(names)} identities")
         ids = identity.issue(self.run.identity_dir, spec.mesh.trust_domain, names)
-        progress(f"rendering {len(self.topo.proxies)} proxy configs")
         shared_dir(self.run.proxies_dir)
-        for proxy in self.topo.proxies:
-            self._write_proxy(proxy, ids)
-        t_files = time.monotonic() - t0
-        manifest = self._manifest()
         mpath = self.run.dir / "supervisor.json"
-        mpath.write_text(json.dumps(manifest, indent=1))
+        mpath.write_text(json.dumps(self._manifest(), indent=1))
         for proxy in self.topo.proxies:
             cgroups.create(proxy.cgroup)
         cgroups.create(naming.supervisor_cgroup(self.run.run_id))
-        progress(f"starting {len(self.topo.proxies)} Envoy proxies")
+        progress(f"starting {len(self.topo.proxies)} Envoy proxies, each as soon as its config is rendered")
         t1 = time.monotonic()
         procs.spawn([sys.executable, "-m", "testbed.mesh.supervisor", "--run", self.run.run_id,
                      "--manifest", str(mpath)], None, naming.supervisor_cgroup(self.run.run_id),
                     log=self.run.log("supervisor"), cwd=str(Path(__file__).resolve().parents[2]))
+        for proxy in self.topo.proxies:
+            self._write_proxy(proxy, ids)
+        t_files = time.monotonic() - t0
         self.wait_ready()
+        # the two overlap: configs are written while the first proxies start
         return {"identities_and_configs": t_files, "proxies": time.monotonic() - t1}
 
     def _write_proxy(self, proxy: Proxy, ids: identity.Identities) -> None:
@@ -100,7 +103,9 @@ class MeshStage:
             private_file(certs / f"{sa}.crt", ids.cert(sa).read_bytes(), proxy.uid)
             private_file(certs / f"{sa}.key", ids.key(sa).read_bytes(), proxy.uid)
         config = render.render(self.plan, self.topo, proxy, str(certs), self.redirect)
-        private_file(self.config_path(proxy), config.encode(), proxy.uid)
+        partial = self.config_path(proxy).with_suffix(".partial")
+        private_file(partial, config.encode(), proxy.uid)
+        os.rename(partial, self.config_path(proxy))  # whole: the supervisor starts the proxy when it appears
 
     def _manifest(self) -> dict:
         return {
@@ -125,7 +130,9 @@ class MeshStage:
         except (FileNotFoundError, ValueError):
             return {}
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+    def wait_ready(self, timeout: float | None = None) -> None:
+        if timeout is None:  # starting an Envoy takes ~0.1 s of CPU: hundreds of them take a while
+            timeout = READY_TIMEOUT + READY_PER_PROXY * len(self.topo.proxies)
         def all_ready():
             st = self.proxy_status()
             for name, s in st.items():
@@ -140,7 +147,7 @@ class MeshStage:
                 if st else "the proxy supervisor to start"
 
         try:
-            wait_for(all_ready, timeout, not_ready, interval=0.02)
+            wait_for(all_ready, timeout, not_ready, interval=0.1)  # 200 proxies: a 60 KB status each time
         except TestbedError:
             raise
         except Exception as exc:
@@ -164,11 +171,11 @@ def sweep(run_id: str | None = None) -> list[str]:
     for group in cgroups.list_tagged(prefix):
         if run_id and group != prefix:
             continue
-        sup = f"{group}/supervisor"
-        if os.path.isdir(cgroups.path(sup)):  # first the supervisor, so nothing is restarted
-            n = cgroups.kill_all(sup)
-            if n:
-                removed.append(f"proxy supervisor of {group}")
+        # first the supervisor, so nothing is restarted; then the proxies, so that none still
+        # starting creates its shared memory after it was removed below
+        for sub, what in (("supervisor", "proxy supervisor"), ("proxies", "proxies"), ("waypoints", "L7 proxies")):
+            if os.path.isdir(cgroups.path(f"{group}/{sub}")) and cgroups.kill_all(f"{group}/{sub}"):
+                removed.append(f"{what} of {group}")
     if run_id is None:
         blocks = None
     else:

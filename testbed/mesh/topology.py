@@ -133,7 +133,7 @@ def make_topology(plan: ClusterPlan, arch: str) -> MeshTopology:
     def add(name, role, netns, node, serves, identities, admin, outbound, inbound, plaintext, hbone_port=None,
             account=None):
         out.append(Proxy(name, role, netns, node, tuple(serves), tuple(identities), len(out), admin,
-                         outbound, inbound, naming.proxy_cgroup(run, name),
+                         outbound, inbound, naming.proxy_cgroup(run, name, captured=role != "l7"),
                          naming.proxy_id(plan.id_block, len(out)),
                          plaintext, hbone_port, account))
 

@@ -37,7 +37,7 @@ from ..errors import TestbedError
 from ..mesh.topology import FINAL_HOP_MARK, Proxy
 from ..state import Run
 from . import bpffs
-from .bpf_compile import compile_all
+from .bpf_compile import load_all
 
 INBOUND_TABLE = 100  # node, node-sa: the routing table that makes captured pod traffic local
 RULE_PREF = 100
@@ -144,22 +144,22 @@ class EbpfRedirect:
         self.topo = mesh.topo if mesh is not None else None
         self.pins = pin_dir(plan.run_id)
         self.record = record_path(plan.run_id)
+        self.loaded_by: str | None = None  # "cache", "compiled" or "bcc" (bpf_compile.load_all)
 
     # ------------------------------------------------------------------ build
     def build(self, progress=lambda msg: None) -> dict[str, float]:
         t0 = time.monotonic()
         bpffs.ensure_mounted()
         os.makedirs(self.pins, exist_ok=True)
-        progress("compiling and loading the BPF programs")
-        progs = self._load()
+        progress("loading the BPF programs")
+        progs = self._load(progress)
+        t_load = time.monotonic() - t0
         self._populate()
         attachments = self._plan_attachments()
         progress(f"attaching {len(attachments)} BPF programs")
-        done: list[Attachment] = []
+        self._save(attachments)  # before attaching: a sweep detaches what is there of them
         for a in attachments:
             self._attach(progs, a)
-            done.append(a)
-            self._save(done)
         if self.topo is not None:
             msg_map = bpffs.obj_get(f"{self.pins}/tb_sockets")
             try:
@@ -173,15 +173,18 @@ class EbpfRedirect:
                     register_listener(self.pins, slot, port, pids[proxy.name])
         for fd in progs.values():
             os.close(fd)
-        return {"redirect": time.monotonic() - t0}
+        return {"bpf_load": t_load, "redirect": time.monotonic() - t0}
 
     def programs(self) -> list[str]:
         """Without a mesh only the socket-level balancing is needed."""
         return list(PROGRAMS) if self.topo else ["connect4", "getpeername4"]
 
-    def _load(self) -> dict[str, int]:
-        """Compile and pin every program (bpf_compile.py); returns the program fds."""
-        compile_all(self.plan.run_id, self.pins, {name: PROGRAMS[name] for name in self.programs()})
+    def _load(self, progress) -> dict[str, int]:
+        """Load and pin every program (from the compile cache, else compiled: bpf_compile.py);
+        returns the program fds."""
+        self.loaded_by, why = load_all(self.plan.run_id, self.pins, {name: PROGRAMS[name] for name in self.programs()})
+        if why:
+            progress(f"BPF programs compiled with bcc: the compile cache was not used ({why})")
         return {name: bpffs.obj_get(f"{self.pins}/prog_{name}") for name in self.programs()}
 
     def _populate(self) -> None:
@@ -214,17 +217,19 @@ class EbpfRedirect:
                 os.close(fd)
 
     def _plan_attachments(self) -> list[Attachment]:
-        out = []
+        """Once per cgroup level, not per pod: every pod's cgroup is under the run's `pods`,
+        every captured proxy's under `proxies` (naming.py), and a program attached to a
+        level with BPF_F_ALLOW_MULTI runs for every cgroup below it. The programs check the
+        cgroup themselves (connect4 acts only for cgroups in tb_pods), so this is the same
+        redirection as one attachment per pod, in a handful of system calls."""
+        run = self.plan.run_id
         per_pod = ("connect4", "getpeername4", "sockops") if self.topo else ("connect4", "getpeername4")
-        for pod in self.plan.pods:
-            for prog in per_pod:
-                out.append(Attachment(prog, pod.cgroup, PROGRAMS[prog][1]))
-        for proxy in self.topo.proxies if self.topo else ():
-            if proxy.role == "l7":
-                continue  # reached by address, never by redirection
-            out.append(Attachment("getsockopt", proxy.cgroup, CGROUP_GETSOCKOPT))
-            if proxy.role in ("sidecar", "micro"):  # the proxy's end of app <-> proxy connections
-                out.append(Attachment("sockops", proxy.cgroup, CGROUP_SOCK_OPS))
+        out = [Attachment(prog, naming.pods_cgroup(run), PROGRAMS[prog][1]) for prog in per_pod]
+        captured = [p for p in self.topo.proxies if p.role != "l7"] if self.topo else []
+        if captured:
+            out.append(Attachment("getsockopt", naming.proxies_cgroup(run), CGROUP_GETSOCKOPT))
+            if all(p.role in ("sidecar", "micro") for p in captured):  # the proxy's end of app <-> proxy
+                out.append(Attachment("sockops", naming.proxies_cgroup(run), CGROUP_SOCK_OPS))
         return out
 
     def _attach(self, progs: dict[str, int], a: Attachment) -> None:
@@ -281,8 +286,9 @@ class EbpfRedirect:
             if r.returncode != 0:
                 raise TestbedError(f"{' '.join(cmd)} in {node_netns}: {r.stderr.strip()}")
 
-    def _save(self, done: list[Attachment]) -> None:
-        write_json(self.record, {"pins": self.pins, "attached": [a.__dict__ for a in done]})
+    def _save(self, attachments: list[Attachment]) -> None:
+        write_json(self.record, {"pins": self.pins, "loaded_by": self.loaded_by,
+                                 "attached": [a.__dict__ for a in attachments]})
 
     # ------------------------------------------------------------------ teardown
     def teardown(self) -> list[str]:
@@ -301,8 +307,7 @@ def record_path(run_id: str) -> Path:
 def register_listener(pins: str, slot: int, port: int, pid: int) -> None:
     """Put Envoy `pid`'s listener on `port` into the inbound socket map at `slot` (after a
     start or restart of that proxy). Needs no bcc: the supervisor calls it."""
-    fd_num = bpffs.listening_socket_fd(pid, port)
-    sock_fd = bpffs.take_fd(pid, fd_num)
+    sock_fd = bpffs.listening_socket(pid, port)
     socks = bpffs.obj_get(f"{pins}/tb_inbound_socks")
     try:
         bpffs.map_update(socks, ctypes.c_uint32(slot), ctypes.c_uint64(sock_fd))

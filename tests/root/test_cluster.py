@@ -61,7 +61,7 @@ def test_exec_runs_in_the_pods_namespace_and_cgroup(uneven, run_id):
     ns = tb("exec", "--run", run_id, "cache-1", "--", "readlink", "/proc/self/ns/net").stdout.strip()
     assert ns == f"net:[{netns.inode(pod['netns'])}]"
     cg = tb("exec", "--run", run_id, "cache-1", "--", "cat", "/proc/self/cgroup").stdout
-    assert f"0::/tb-{run_id}/pod-cache-1" in cg.splitlines()
+    assert f"0::/tb-{run_id}/pods/cache-1" in cg.splitlines()
     addr = tb("exec", "--run", run_id, "cache-1", "--", "ip", "-4", "-o", "addr", "show", "eth0").stdout
     assert f"{pod['ip']}/32" in addr
     r = tb("exec", "--run", run_id, "cache-1", "--", "sh", "-c", "exit 7", check=False)

@@ -176,9 +176,10 @@ faults:
     assert nothing_left(run_id), snapshot(run_id)
 
 
-def test_sigkill_during_the_bpf_compile_then_clean_stops_the_compile_workers(run_id):
+def test_sigkill_during_the_bpf_compile_then_clean_stops_the_compile_workers(run_id, tmp_path, monkeypatch):
+    monkeypatch.setenv("TESTBED_BPF_CACHE", str(tmp_path / "cold"))  # an empty cache: the programs compile
     cmd = Command("up", MESH, "--arch", "sidecar", "--run-id", run_id)
-    cmd.wait_for_line("compiling and loading the BPF programs")
+    cmd.wait_for_line("loading the BPF programs")
     time.sleep(0.3)
     cmd.proc.kill()
     cmd.proc.wait()

@@ -36,7 +36,7 @@ def test_role_config_validates(arch, role, tunnel, tmp_path):
     proxies = [p for p in topo.proxies if p.role == role]
     assert proxies
     for proxy in proxies[:2]:
-        cfg = tmp_path / f"{proxy.name}.yaml"
+        cfg = tmp_path / f"{proxy.name}.json"
         cfg.write_text(render.render(plan, topo, proxy, str(certs)))
         r = subprocess.run([envoy.envoy_path(), "--mode", "validate", "-c", str(cfg), "-l", "error"],
                            capture_output=True, text=True, timeout=60)
@@ -79,7 +79,7 @@ def test_config_with_a_wasm_extension_validates(arch, role, tunnel, tmp_path):
     wasm = build(tmp_path)
     proxy = next(p for p in topo.proxies if p.role == role and "db-0" in p.serves)
     ext = {"db": {"file": str(wasm), "config": "l", "policy": "FAIL_CLOSED", "vm_id": "tb-db"}}
-    cfg = tmp_path / "envoy.yaml"
+    cfg = tmp_path / "envoy.json"
     cfg.write_text(render.render(plan, topo, proxy, str(certs), wasm=ext))
     assert "envoy.filters.http.wasm" in cfg.read_text()
     r = subprocess.run([envoy.envoy_path(), "--mode", "validate", "-c", str(cfg), "-l", "error"],

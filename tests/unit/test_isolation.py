@@ -163,11 +163,11 @@ def test_envoy_takes_every_setting_and_refuses_each_rejected_update(arch, tmp_pa
 
 
 def test_the_failing_upgrades_bootstrap_is_refused(tmp_path):
-    from testbed.chaos.proxy_faults import FAILING_BOOTSTRAP
+    from testbed.chaos.proxy_faults import failing_bootstrap
 
     plan, topo, proxy = _proxy("sidecar")
-    path = tmp_path / "new.yaml"
-    path.write_text(render.render(plan, topo, proxy, "/certs") + FAILING_BOOTSTRAP)
+    path = tmp_path / "new.json"
+    path.write_text(failing_bootstrap(render.render(plan, topo, proxy, "/certs")))
     r = _validate(path)
     assert r.returncode == 1 and "new_version_field" in r.stdout + r.stderr
 
