@@ -94,7 +94,9 @@ class Bypass(Fault):
         if mesh.redirect == "ebpf":
             taken = ebpf.detach_cgroup(plan.run_id, pod.cgroup)
             self._undo.append(lambda: ebpf.reattach(plan.run_id, taken))
-            note = None if taken else "no program is attached to the pod's cgroup"
+            note = None if taken else ("the redirect programs are attached once to the run's pods level, above "
+                                        "the pod's own cgroup: nothing of them is the pod's to detach, so these "
+                                        "attempts went through its redirect")
         elif iptables.holds_rules(plan, mesh.topo, pod.netns):
             iptables.release(pod.netns)
             self._undo.append(lambda: iptables.reinstall(plan, mesh.topo, pod.netns))

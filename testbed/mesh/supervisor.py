@@ -35,6 +35,7 @@ from .upgrades import HOT_RESTART, READY, REPLACE, RESTART, ROLLED_BACK, UPGRADE
 
 TICK = 0.02  # the sync loop's period, like a kubelet's
 STATUS_EVERY = 0.1  # the status file is rewritten at most this often
+STATUS_CHECK = 1.0  # and compared with what it shows at least this often
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
 READY_TIMEOUT = 30.0
 
@@ -104,7 +105,8 @@ class Supervisor:
         self.lock = threading.RLock()
         self.stopping = False
         self.dirty = True  # something the status file shows changed since it was written
-        self._written_at = -STATUS_EVERY
+        self._written_at = self._checked_at = -STATUS_EVERY
+        self._last_written: dict | None = None
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.max_starting = max_starting()
         self.children: dict[int, subprocess.Popen] = {}  # every Envoy started and not yet reaped, by pid
@@ -137,7 +139,9 @@ class Supervisor:
             self._reap()
             starting = sum(1 for m in self.proxies.values() if m.state == "starting")
             for m in self.proxies.values():
-                m.draining = [p for p in m.draining if p.returncode is None]
+                alive = [p for p in m.draining if p.returncode is None]
+                if len(alive) != len(m.draining):  # an old epoch finished draining
+                    m.draining, self.dirty = alive, True
                 if m.proc is not None and m.proc.returncode is not None:
                     pid, rc = m.proc.pid, m.proc.returncode
                     m.proc, self.dirty = None, True
@@ -213,14 +217,23 @@ class Supervisor:
         tick), compact (JSON's C encoder; indenting takes the pure-Python one, milliseconds
         for 800 proxies)."""
         now = time.monotonic()
-        if not self.dirty or now - self._written_at < STATUS_EVERY:
+        if now - self._written_at < STATUS_EVERY:
             return
-        status = {name: m.status() for name, m in self.proxies.items()}
+        if not self.dirty:
+            # a change no code path flagged still shows within STATUS_CHECK seconds
+            if now - self._checked_at < STATUS_CHECK:
+                return
+            self._checked_at = now
+            status = {name: m.status() for name, m in self.proxies.items()}
+            if status == self._last_written:
+                return
+        else:
+            status = {name: m.status() for name, m in self.proxies.items()}
         path = Path(self.manifest["status_file"])
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"supervisor": os.getpid(), "proxies": status}))
         tmp.replace(path)
-        self.dirty, self._written_at = False, now
+        self.dirty, self._written_at, self._last_written = False, now, status
 
     # ---------------------------------------------------------------- commands
     def in_main_loop(self, fn):
@@ -261,14 +274,14 @@ class Supervisor:
             self.in_main_loop(lambda: self._replace(m, strategy, config))
         except Exception:
             with self.lock:  # nothing was started: the proxy is the supervisor's again
-                m.upgrading, m.config = False, before["config"]
+                m.upgrading, m.config, self.dirty = False, before["config"], True
             raise
         deadline = time.monotonic() + ready_timeout
         failure = None
         while failure is None:
             with self.lock:
                 if m.state == "ready":
-                    m.upgrading = False
+                    m.upgrading, self.dirty = False, True
                     return {"proxy": name, "strategy": strategy, "outcome": READY, "pid": m.proc.pid,
                             "epoch": m.epoch, "seconds": round(time.monotonic() - t0, 3), "fallback": fallback}
                 if m.state == "failed":
@@ -294,7 +307,7 @@ class Supervisor:
 
     def _replace(self, m: Managed, strategy: str, config: str | None = None) -> None:
         with self.lock:
-            m.upgrading = True
+            m.upgrading, self.dirty = True, True
             if config:
                 m.config = config
             old = m.proc
@@ -339,7 +352,7 @@ class Supervisor:
                 m.hot_restart_blocked = f"a hot restart failed at {time.strftime('%H:%M:%S')}"
             else:
                 self._start(m, 0)
-            m.upgrading = False
+            m.upgrading, self.dirty = False, True
 
     def set_restart_delay(self, name: str, seconds) -> dict:
         with self.lock:

@@ -133,8 +133,9 @@ def test_no_way_around_the_proxy_reaches_a_pod_in_sidecar_and_node(proxy_faults)
         assert set(table(f)) == set(BYPASS_WAYS)
         assert table(f)["on-link"] == {"api-0": "blocked", "db-0": "blocked"}  # web-0's neighbours on n1
         for way, row in table(f).items():
-            assert set(row.values()) == {"blocked"}, (arch, way, row)
+            assert set(row.values()) <= within(way), (arch, way, row)
             assert set(row) >= {p.name for p in SPEC.pods} - {"web-0"} or way == "on-link"
+        assert "nothing of them is the pod's to detach" in f["details"]["notes"]["web-0"]["detached"]
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +149,7 @@ cluster: {cluster}
 architectures: [sidecar, node]
 traffic: {{rate: 10, duration: 12s}}
 faults:
-  - {{kind: noisy-neighbour, target: {{pod: api-0}}, factor: 60, at: 4s, duration: 5s}}
+  - {{kind: noisy-neighbour, target: {{pod: api-0}}, factor: 100, at: 4s, duration: 5s}}
 """)
     out = tmp / "out"
     tb("run", exp, "--out", out, timeout=600)
@@ -160,7 +161,7 @@ faults:
 
 
 def test_a_noisy_neighbour_is_felt_by_whoever_shares_a_proxy_with_it(noisy):
-    """api-0 sends 60 times its rate to db. In sidecar the noise crosses api-0's and db-0's
+    """api-0 sends 100 times its rate to db. In sidecar the noise crosses api-0's and db-0's
     sidecars only; in node, n1's one proxy, at one worker thread, which carries five of the
     six flows: web-0->audit, which meets neither api-0 nor db, slows with the rest, far more
     than the one flow apart (web-1->audit, on n2) slows with the machine."""
@@ -171,7 +172,7 @@ def test_a_noisy_neighbour_is_felt_by_whoever_shares_a_proxy_with_it(noisy):
         (f,) = noisy["architectures"][arch]["faults"]
         d = f["details"]
         assert d["loaded_proxies"] == proxies and set(d["concurrency"].values()) == {1}
-        assert d["noise"]["requests"] > 1000 and d["noise"]["rate_per_flow"] == 590
+        assert d["noise"]["requests"] > 1000 and d["noise"]["rate_per_flow"] == 990
         for p in proxies:  # the loaded proxies paid for it
             assert d["cpu"]["proxies"][p]["window"] > d["cpu"]["proxies"][p]["baseline"], d["cpu"]
         assert not failing(f), f["flows"]  # noise slows; nothing fails
@@ -199,7 +200,15 @@ def test_no_way_around_the_proxy_reaches_a_pod_in_node_sa_and_ambient(bypass_sha
         clean_after_each_revert(out, arch, journal)
         (f,) = journal["architectures"][arch]["faults"]
         assert f["details"]["plaintext"] == [], (arch, f["details"]["plaintext"])
-        assert {v for row in table(f).values() for v in row.values()} == {"blocked"}, (arch, table(f))
+        for way, row in table(f).items():
+            assert set(row.values()) <= within(way), (arch, way, row)
+
+
+def within(way: str) -> set[str]:
+    """What a way may meet. eBPF attaches the redirect to the run's pods level, which a pod
+    cannot detach: `detached` calls go through the mesh, proxied or denied by the policy
+    (web may call api and audit). Every other way is blocked."""
+    return {"blocked", "proxied", "denied"} if way == "detached" else {"blocked"}
 
 
 def test_the_on_link_path_is_open_without_bridge_port_isolation_and_closed_with_it(run_id):

@@ -74,12 +74,13 @@ def break_lab_1(student: Student) -> list[str]:
 
 
 def break_lab_2(student: Student) -> list[str]:
-    """tb_connect4 detached from frontend-0's cgroup: its calls to a service address are no
-    longer sent to its sidecar, and have nowhere to go."""
-    cg = cgroups.path(f"tb-{student.run_id}/pod-frontend-0")
+    """tb_connect4 detached from the run's pods level (attached once, above every pod's
+    cgroup): frontend-0's calls to a service address are no longer sent to its sidecar, and
+    have nowhere to go."""
+    cg = cgroups.path(f"tb-{student.run_id}/pods")
     subprocess.run(["bpftool", "cgroup", "detach", cg, "connect4", "pinned",
                     f"/sys/fs/bpf/tb-{student.run_id}/prog_connect4"], check=True)
-    return ["FAIL frontend-0 calls cart: answered: expected answered, got", "is it attached to frontend-0's cgroup"]
+    return ["FAIL frontend-0 calls cart: answered: expected answered, got", "is it attached to the run's pods level"]
 
 
 def break_lab_3(student: Student) -> list[str]:
