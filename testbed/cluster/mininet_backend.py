@@ -112,6 +112,8 @@ def wire(net, plan: ClusterPlan, nodes: Nodes, create: bool) -> None:
         gateway = plan.node(pod.node).gateway
         checked(nodes.hosts[pod.name], f"ip route add {gateway}/32 dev {NODE_IF} scope link && "
                                        f"ip route add {CLUSTER_NET} via {gateway}")
+        # as links.py: only the gateway, never a neighbour, over the node's bridge
+        checked(nodes.hosts[pod.node], f"ip link set dev {pod.host_if} type bridge_slave isolated on")
 
 
 def quiet_mininet() -> None:

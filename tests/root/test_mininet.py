@@ -53,6 +53,11 @@ def test_a_cluster_built_by_mininet_connects_opens_mininets_cli_and_goes_without
         assert st["backend"] == "mininet" and not mininet_shells(run_id), "the build's shells have ended"
         for ns in [st["fabric"]["netns"], *(n["netns"] for n in st["nodes"]), *(p["netns"] for p in st["pods"])]:
             assert ns.startswith(f"tb-{run_id}-") and netns.exists(ns)
+        plan = runner.cluster_of(run_id).plan
+        for pod in plan.pods:  # as on the namespace backend: neighbours never meet over the bridge
+            r = subprocess.run(["ip", "-n", plan.node(pod.node).netns, "-d", "link", "show", pod.host_if],
+                               capture_output=True, text=True)
+            assert "isolated on" in r.stdout, r.stdout + r.stderr
         # the namespace backend's own tests, on this cluster
         test_cluster.test_every_pod_reaches_every_service_it_calls(st, run_id)
         test_cluster.test_exec_runs_in_the_pods_namespace_and_cgroup(st, run_id)
