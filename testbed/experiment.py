@@ -300,20 +300,12 @@ def _cluster(ck: Checker, value, line: int, base_dir: Path):
         import yaml
 
         try:
-            return parse_cluster(value, ck.source), yaml.safe_dump(_plain(value), sort_keys=False)
+            return parse_cluster(value, ck.source), yaml.safe_dump(yamlsrc.plain(value), sort_keys=False)
         except SpecError as exc:
             ck.problems.extend(exc.problems)
             return None, ""
     ck.fail(line, "cluster", f"expected a path to a cluster spec or the cluster itself, got {kind(value)}")
     return None, ""
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _fault(ck: Checker, item, line: int, where: str, cluster: ClusterSpec | None, archs: list[str],

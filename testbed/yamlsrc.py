@@ -63,6 +63,15 @@ class YList(list):
         return lines[index] if index < len(lines) else self.line
 
 
+def plain(value):
+    """A loaded document as plain dicts and lists (YMap and YList carry line numbers)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 def short(value, limit: int = 40) -> str:
     """A value as a message quotes it: its repr, cut to `limit` characters."""
     text = repr(value)

@@ -128,7 +128,7 @@ def _check(ck: Checker, item, line: int, where: str, cluster: ClusterSpec | None
         ck.fail(args.line_of("plaintext"), f"{here}.plaintext", "expected true or false")
     if kind == "journal":
         _journal(ck, args, here)
-    return Check(kind, _plain(args), item.get("hint", ""), at)
+    return Check(kind, yamlsrc.plain(args), item.get("hint", ""), at)
 
 
 def _journal(ck: Checker, args, here: str) -> None:
@@ -153,14 +153,6 @@ def _journal(ck: Checker, args, here: str) -> None:
                 ck.choice(e[key], e.line_of(key), f"{w}.{key}", ARCHITECTURES, "an architecture")
         for b in bounds:
             ck.integer(e[b], e.line_of(b), f"{w}.{b}", 0, 10 ** 9)
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def describe(check: Check) -> str:

@@ -12,6 +12,22 @@ from .stats import percentile
 SETTLE = 0.4  # seconds after a revert returned in which long-lived connections still close
 
 
+def windows(spec, times: dict, injections: list[float], traffic_end: float) \
+        -> tuple[Window, float, float, Window] | None:
+    """The windows a fault injected at `times["injected_at"]` is judged over: its own window,
+    when its effects ended (`over`), the cut-off (`until`: the next injection, or the end of
+    the traffic) and the window its long-lived connections settle in. None when the cut-off
+    comes before the fault's window opens: nothing of it can be measured."""
+    at = times["injected_at"]
+    over = times.get("ended_at") or times.get("reverted_at") or (spec.at + spec.duration)
+    until = cutoff(spec.at, injections, traffic_end)
+    window = fault_window(at, spec.duration, over) if max(at + spec.duration, over) > at else Window(at, at + 0.001)
+    if until <= window.start:
+        return None
+    settled = Window(window.start, max(window.end, (times.get("reverted_at") or 0.0) + SETTLE))
+    return window, over, until, settled
+
+
 def fault_entry(spec, facts: dict, details: dict, times: dict, records: list[dict], streams: list[dict],
                 flows: list[tuple[str, str]], baseline: Window, injections: list[float], traffic_end: float,
                 error_points: float, latency_factor: float, service_of: dict[str, str] | None = None) -> dict:
@@ -27,16 +43,12 @@ def fault_entry(spec, facts: dict, details: dict, times: dict, records: list[dic
     if times.get("injected_at") is None:
         entry["measured"] = False  # never injected (the run stopped first): no blast radius to report
         return entry
-    at = times["injected_at"]
-    over = times.get("ended_at") or times.get("reverted_at") or (spec.at + spec.duration)
-    until = cutoff(spec.at, injections, traffic_end)
-    window = fault_window(at, spec.duration, over) if max(at + spec.duration, over) > at else Window(at, at + 0.001)
-    if until <= window.start:
-        entry["measured"] = False
+    w = windows(spec, times, injections, traffic_end)
+    entry["measured"] = w is not None
+    if w is None:
         return entry
-    entry["measured"] = True
+    window, over, until, settled = w
     entry.update(blast_radius(records, flows, baseline, window, over, error_points, latency_factor, end=until))
-    settled = Window(window.start, max(window.end, (times.get("reverted_at") or 0.0) + SETTLE))
     entry["long_lived"] = long_lived(streams, flows, baseline, settled)
     entry["failed_split"] = failed_split(records, Window(window.start, min(window.end, until)), spec.at + spec.duration)
     if service_of is not None and "target_pods" in facts:

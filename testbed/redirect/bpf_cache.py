@@ -29,9 +29,9 @@ import json
 import os
 import shutil
 import struct
-import tempfile
 from pathlib import Path
 
+from .. import atomic
 from . import bpffs
 
 BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
@@ -91,17 +91,7 @@ def read(entry: Path, program: str) -> dict | None:
 
 def write(entry: Path, record: dict) -> None:
     """Atomically: a concurrent run compiling the same program writes the same bytes."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{record['program']}.", dir=entry)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f)
-        os.replace(tmp, entry / f"{record['program']}.json")
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic.write_text(entry / f"{record['program']}.json", json.dumps(record), mode=0o600)
 
 
 def map_refs(code: bytes) -> list[tuple[int, int]]:

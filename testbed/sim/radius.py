@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from ..measure import blast
-from ..measure.blast import Window, cutoff, fault_window
-from ..measure.outcome import SETTLE
+from ..measure.blast import Window
+from ..measure.outcome import windows
 from .flows import Exposure, Grid, Outcome, outcome, requests
 from .params import TIMEOUT
 
@@ -203,16 +203,12 @@ def fault_entry(spec, facts: dict, details: dict, times: dict, traces: dict[int,
     entry["identities_exposed"] = details.pop("identities_exposed", [])
     entry["reachable_pairs"] = details.pop("reachable_pairs", [])
     entry["details"] = details
-    at = times["injected_at"]
-    over = times.get("ended_at") or times.get("reverted_at") or (spec.at + spec.duration)
-    until = cutoff(spec.at, injections, traffic_end)
-    window = fault_window(at, spec.duration, over) if max(at + spec.duration, over) > at else Window(at, at + 0.001)
-    if until <= window.start:
-        entry["measured"] = False
+    w = windows(spec, times, injections, traffic_end)
+    entry["measured"] = w is not None
+    if w is None:
         return entry
-    entry["measured"] = True
+    window, over, until, settled = w
     entry.update(blast_radius(traces, index.flows, normal_ms, grid, baseline, window, over, error_points,
                               latency_factor, until, list_all))
-    settled = Window(window.start, max(window.end, (times.get("reverted_at") or 0.0) + SETTLE))
     entry["long_lived"] = long_lived(exposures, index.flows, index.phase, index.replicas, settled)
     return entry
