@@ -9,6 +9,7 @@ ratios are measured under the same conditions (the machine may be shared):
   no-bpf-cache     TESTBED_BPF_CACHE=off: bcc compiles the programs in every `up`
   no-spawner       TESTBED_AGENT_SPAWNER=off: one interpreter per agent
   all-starts       TESTBED_PROXY_STARTS=0: every Envoy started at once
+  all-stats        `mesh: {stats: all}`: every Envoy keeps every stat (not Istio's inclusion list)
   before           (with --before DIR) the testbed as it was before, from a checkout:
                    git worktree add DIR <commit>   (or: git archive <commit> | tar -x -C DIR)
 Sizes of 500 and more run `before` and `after` once each: they take several GB of memory.
@@ -45,8 +46,10 @@ VARIANTS = {  # name -> environment
     "no-bpf-cache": {"TESTBED_BPF_CACHE": "off"},
     "no-spawner": {"TESTBED_AGENT_SPAWNER": "off"},
     "all-starts": {"TESTBED_PROXY_STARTS": "0"},
+    "all-stats": {},  # a spec setting: see SPEC_TAIL
     "before": {},
 }
+SPEC_TAIL = {"all-stats": "mesh: {stats: all}\n"}  # variant -> what its spec adds
 BIG = 500  # from this size on: `before` and `after` only, once
 STEPS = ["namespaces", "links", "agents", "identities_and_configs", "proxies", "redirect"]
 TARGETS = {200: (15.0, 3.0), 500: (40.0, 5.0)}  # size -> (up, down) seconds
@@ -209,7 +212,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="30,100,200",
                     help=f"comma-separated pod counts (of: {','.join(map(str, SIZES))})")
     ap.add_argument("--big", action="store_true", help="add 500 and 800 pods (several GB of memory)")
-    ap.add_argument("--variants", default="after,no-bpf-cache,no-spawner,all-starts,before")
+    ap.add_argument("--variants", default="after,no-bpf-cache,no-spawner,all-starts,all-stats,before")
     ap.add_argument("--before", type=Path, help="a checkout of the testbed before the optimisations")
     ap.add_argument("--json", type=Path, help="write every run and the summary here")
     args = ap.parse_args()
@@ -227,8 +230,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         specs = {}
         for size in sizes:
-            specs[size] = Path(tmp) / f"scale-{size}.yaml"
-            specs[size].write_text(scale_yaml(SIZES[size][0], SIZES[size][1], size))
+            for v in variants:
+                specs[size, v] = Path(tmp) / f"scale-{size}-{v}.yaml"
+                specs[size, v].write_text(scale_yaml(SIZES[size][0], SIZES[size][1], size) + SPEC_TAIL.get(v, ""))
         per_pod: dict[str, float] = {}  # variant -> MiB per pod, measured
         for size, variant, rep in plan_runs(sizes, variants, args.repeat):
             tree = args.before.resolve() if variant == "before" else REPO
@@ -241,7 +245,7 @@ def main() -> int:
                 continue
             print(f"{size} pods, {variant}, run {rep + 1} ({rid})", file=sys.stderr, flush=True)
             try:
-                r = measure(tree, specs[size], size, VARIANTS[variant], rid)
+                r = measure(tree, specs[size, variant], size, VARIANTS[variant], rid)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 print(f"  failed: {exc}", file=sys.stderr)
                 continue

@@ -14,13 +14,17 @@ from .errors import SpecError
 from .yamlsrc import YMap
 
 __all__ = ["ClusterSpec", "Service", "Call", "Pod", "MeshSettings", "load_cluster", "loads_cluster", "parse_cluster",
-           "parse_duration", "NAME_RE", "PROXY_NODE", "WAYPOINT_PREFIX", "TUNNELS"]
+           "parse_duration", "NAME_RE", "PROXY_NODE", "WAYPOINT_PREFIX", "TUNNELS", "STATS"]
 PROXY_NODE = "waypoints"  # the dedicated node of the L7 proxies (waypoints) of ambient and ztunnel
 WAYPOINT_PREFIX = "waypoint-"  # waypoint-<sa>: a waypoint's own identity, so no service account may be named so
 TRUST_DOMAIN_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
 MIN_CONNECT_TIMEOUT, MAX_CONNECT_TIMEOUT = 0.01, 60.0  # seconds
 MAX_CONCURRENCY = 64
 SCOPES = ("all", "calls")
+# which stats each Envoy keeps: Istio's default inclusion list (the server's, the cluster and
+# listener managers', Wasm's), or every stat Envoy creates (per cluster, per listener, per
+# HTTP connection manager: thousands for a sidecar that knows 20 services)
+STATS = ("istio", "all")
 # how L4 proxies (ambient, ztunnel) carry app connections to each other: HTTP/2 CONNECT streams
 # pooled in mTLS connections (Istio's HBONE), or one mTLS connection per app connection
 TUNNELS = ("hbone", "tcp")
@@ -58,6 +62,7 @@ class MeshSettings:
     connect_timeout: float = 5.0  # seconds for a proxy's upstream TCP connect (Envoy's own default)
     scope: str = "all"  # which services a proxy knows: all, or only those its workloads call (Istio's Sidecar)
     tunnel: str = "hbone"  # ambient, ztunnel: how L4 proxies carry app connections (TUNNELS)
+    stats: str = "istio"  # which stats each Envoy keeps (STATS)
 
 
 @dataclass(frozen=True)
@@ -291,7 +296,8 @@ def _parse_service(ck: Checker, item, line: int, where: str,
 
 def _parse_mesh(ck: Checker, value, line: int) -> MeshSettings | None:
     """Every problem of the mesh section is reported (not only the first)."""
-    m = ck.mapping(value, line, "mesh", set(), {"trustDomain", "concurrency", "connectTimeout", "scope", "tunnel"})
+    m = ck.mapping(value, line, "mesh", set(), {"trustDomain", "concurrency", "connectTimeout", "scope", "tunnel",
+                                                          "stats"})
     if m is None:
         return None
     settings, ok = MeshSettings(), True
@@ -320,6 +326,10 @@ def _parse_mesh(ck: Checker, value, line: int) -> MeshSettings | None:
         tunnel = ck.choice(m["tunnel"], m.line_of("tunnel"), "mesh.tunnel", TUNNELS, "a tunnel")
         ok = ok and tunnel is not None
         settings = replace(settings, tunnel=tunnel or "hbone")
+    if "stats" in m:
+        stats = ck.choice(m["stats"], m.line_of("stats"), "mesh.stats", STATS, "a stats setting")
+        ok = ok and stats is not None
+        settings = replace(settings, stats=stats or "istio")
     return settings if ok else None
 
 
@@ -340,7 +350,7 @@ def to_yaml(spec: ClusterSpec) -> str:
            "calls": [{"from": c.source, "to": c.target} for c in spec.calls],
            "mesh": {"trustDomain": mesh.trust_domain, "concurrency": mesh.concurrency,
                     "connectTimeout": f"{mesh.connect_timeout * 1000:g}ms", "scope": mesh.scope,
-                    "tunnel": mesh.tunnel}}
+                    "tunnel": mesh.tunnel, "stats": mesh.stats}}
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120)
 
 

@@ -61,7 +61,8 @@ def stats(ns_name: str, port: int, pattern: str | None = None) -> dict[str, int]
 def traffic(ns_name: str, port: int) -> int:
     """Requests (HTTP) plus bytes received (L4-only proxies, and the listeners that end HBONE
     tunnels: their upstream connections and streams may be reused) the proxy carried, admin
-    excluded: it rises for every call that passed through."""
+    excluded: it rises for every call that passed through. Those counters exist only when
+    the proxies keep every stat (`mesh.stats: all`)."""
     total = 0
     pattern = r"^(http\..*downstream_rq_total|(tcp|http\.hbone)[^.]*\..*downstream_cx_rx_bytes_total)$"
     for name, value in stats(ns_name, port, pattern).items():

@@ -137,8 +137,9 @@ class MeshStage:
             st = self.proxy_status()
             for name, s in st.items():
                 if s["restarts"] >= 2 and s["state"] != "ready":
+                    last = s["last_exit"] or {}
                     tail = _tail(self.run.log(name))
-                    raise TestbedError(f"proxy {name} keeps exiting (code {s['last_exit']['code']}):\n{tail}")
+                    raise TestbedError(f"proxy {name} keeps exiting (code {last.get('code')}):\n{tail}")
             return st and len(st) == len(self.topo.proxies) and all(s["state"] == "ready" for s in st.values())
 
         def not_ready():

@@ -48,14 +48,18 @@ def l4_only(arch: str, service: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def mesh_run(request):
+def mesh_run(request, tmp_path_factory):
     """One run per (architecture, redirect), shared by the tests of this module (pytest runs
     each parameter's tests together); every test leaves it serving. Its teardown proves that
-    `down` leaves nothing, Envoys and their shared memory included."""
+    `down` leaves nothing, Envoys and their shared memory included. The proxies keep every
+    stat (`mesh.stats: all`): the traffic test reads their per-connection-manager counters."""
     arch, redirect = request.param
     run_id = "t" + secrets.token_hex(3)
+    spec_file = tmp_path_factory.mktemp("mesh") / "mesh.yaml"
+    spec_file.write_text(MESH.read_text() + "mesh: {stats: all}\n")
     try:
-        st = json.loads(tb("up", MESH, "--arch", arch, "--redirect", redirect, "--run-id", run_id, "--json").stdout)
+        st = json.loads(tb("up", spec_file, "--arch", arch, "--redirect", redirect, "--run-id", run_id,
+                           "--json").stdout)
         yield arch, st, runner.cluster_of(run_id), runner.mesh_of(run_id)
         during = snapshot(run_id)
         assert len(during["envoys"]) == len(st["proxies"]) and own_shared_memory(run_id), during

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from testbed import runner
+from testbed.mesh import admin
 from testbed.redirect import ebpf
 from testbed.synthetic import scale_yaml
 
@@ -36,6 +37,12 @@ def test_a_100_pod_sidecar_mesh_answers_the_matrix_and_leaves_nothing(run_id, tm
         # each call was redirected to the caller's own sidecar, by the programs attached once to pods/
         assert all(after[p]["redirected"] - before[p]["redirected"] == 1 for p in callers)
         assert {e["to"] for e in edges} == {f"svc{k}" for k in range(1, 10)}
+        # mesh.stats (default istio): the server's stats are kept, the per-cluster and
+        # per-connection-manager ones never created, though the sidecar carried requests
+        sidecar = runner.mesh_of(run_id).topo.serving(edges[0]["from"])
+        names = admin.stats(sidecar.netns, sidecar.admin_port)
+        assert "server.live" in names and "cluster_manager.active_clusters" in names, sorted(names)[:20]
+        assert not [n for n in names if n.startswith(("cluster.", "http.", "listener."))], sorted(names)[:20]
     finally:
         tb("down", "--run", run_id, timeout=300)
     assert nothing_left(run_id), snapshot(run_id)

@@ -9,6 +9,7 @@ import yaml
 
 from testbed import identity, spec
 from testbed.cluster.plan import make_plan
+from testbed.errors import SpecError
 from testbed.mesh import envoy, render
 from testbed.mesh.topology import ARCHITECTURES, has_waypoints, make_topology
 from testbed.spec import TUNNELS
@@ -98,3 +99,48 @@ def test_every_cluster_connects_within_the_specs_timeout(tmp_path, setting, expe
         for proxy in topo.proxies:
             clusters = yaml.safe_load(render.render(plan, topo, proxy, "/certs"))["static_resources"]["clusters"]
             assert {c["connect_timeout"] for c in clusters} == {expected}, proxy.name
+
+
+@pytest.mark.parametrize("arch", ["sidecar", "ambient"])
+def test_stats_istio_keeps_only_istios_prefixes_and_all_keeps_every_stat(arch, tmp_path):
+    """mesh.stats: the default renders Istio's inclusion list (prefixes ending in '.', which
+    Envoy matches without building each stat's name); `all` renders no matcher. Both pass
+    Envoy's own validation."""
+    plan_of = {}
+    for setting in ("", "mesh: {stats: all}\n"):
+        path = tmp_path / "s.yaml"
+        path.write_text((FIXTURES / "mesh.yaml").read_text() + setting)
+        plan_of[setting] = make_plan(spec.load_cluster(path), "v1", proxy_node=has_waypoints(arch))
+    certs = tmp_path / "certs"
+    for setting, plan in plan_of.items():
+        topo = make_topology(plan, arch)
+        identity.issue(certs / setting.strip()[:5], plan.spec.mesh.trust_domain, topo.identities())
+        for proxy in {p.role: p for p in topo.proxies}.values():  # one of each role
+            text = render.render(plan, topo, proxy, str(certs / setting.strip()[:5]))
+            stats = yaml.safe_load(text)["stats_config"]
+            if setting:
+                assert "stats_matcher" not in stats, proxy.name
+            else:
+                patterns = stats["stats_matcher"]["inclusion_list"]["patterns"]
+                assert {p["prefix"] for p in patterns} == {"server.", "cluster_manager.", "listener_manager.",
+                                                           "wasm."}, proxy.name
+            cfg = tmp_path / f"{proxy.name}.json"
+            cfg.write_text(text)
+            r = subprocess.run([envoy.envoy_path(), "--mode", "validate", "-c", str(cfg), "-l", "error"],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("mesh: {stats: none}", "mesh.stats: 'none' is not a stats setting (istio, all)"),
+    ("mesh: {stats: [all]}", "mesh.stats: a list is not a stats setting (istio, all)"),
+])
+def test_a_bad_stats_setting_is_refused_with_its_line(text, problem):
+    source = (FIXTURES / "mesh.yaml").read_text() + text + "\n"
+    with pytest.raises(SpecError) as err:
+        spec.loads_cluster(source, "c.yaml")
+    assert f"c.yaml:{source.count(chr(10))}: {problem}" in str(err.value)
+    assert spec.loads_cluster(source.replace(text, "mesh: {stats: all}")).mesh.stats == "all"
+    assert spec.loads_cluster((FIXTURES / "mesh.yaml").read_text()).mesh.stats == "istio"
+    again = spec.loads_cluster(spec.to_yaml(spec.loads_cluster(source.replace(text, "mesh: {stats: all}"))))
+    assert again.mesh.stats == "all"
