@@ -16,13 +16,16 @@ pods route only the testbed's 198.18.0.0/15; the root namespace is not touched.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 from collections.abc import Iterator
-
-from pyroute2 import IPRoute
+from typing import TYPE_CHECKING
 
 from . import netns, rtnl
 from .plan import BRIDGE, CLUSTER_NET, FABRIC_NET, NODE_IF, ClusterPlan, NodePlan, PodPlan
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
 
 NODE_SYSCTLS = {
     "net.ipv4.ip_forward": 1,
@@ -45,7 +48,11 @@ POD_SYSCTLS = {
 
 @contextlib.contextmanager
 def netlink(ns_name: str) -> Iterator[IPRoute]:
-    """A netlink socket bound to namespace `ns_name` (opened from inside it; no helper process)."""
+    """A netlink socket bound to namespace `ns_name` (opened from inside it; no helper process).
+    pyroute2 is imported here, not with the module: it takes ~0.2 s, and commands that read a
+    run (matrix, status) never need it."""
+    from pyroute2 import IPRoute
+
     with netns.entered(ns_name):
         ipr = IPRoute()
     try:
@@ -54,47 +61,47 @@ def netlink(ns_name: str) -> Iterator[IPRoute]:
         ipr.close()
 
 
-def _up(ns: IPRoute, ifname: str) -> int:
-    idx = ns.link_lookup(ifname=ifname)[0]
-    ns.link("set", index=idx, state="up")
-    return idx
+LOOPBACK_INDEX = 1  # lo is the first interface of every namespace
+
+
+def _cidr(cidr: str) -> tuple[str, int]:
+    net = ipaddress.ip_network(cidr)
+    return str(net.network_address), net.prefixlen
 
 
 def build_fabric(plan: ClusterPlan) -> None:
-    with netlink(plan.fabric_netns) as ns:
-        _up(ns, "lo")
-        ns.link("add", ifname=BRIDGE, kind="bridge")
-        br = _up(ns, BRIDGE)
-        for node in plan.nodes:  # one request each: created on the bridge, up
-            ns.link("add", ifname=node.fabric_if, kind="veth", master=br, state="up",
-                    peer={"ifname": NODE_IF, "net_ns_fd": node.netns})
+    """The fabric's bridge, and one veth per node on it (the node's end: NODE_IF)."""
+    fds = [os.open(netns.path(node.netns), os.O_RDONLY) for node in plan.nodes]
+    try:
+        with rtnl.Rtnl(plan.fabric_netns) as nl:
+            nl.batch([rtnl.link_up(LOOPBACK_INDEX), rtnl.bridge_add(BRIDGE)])
+            br = nl.link_index(BRIDGE)
+            nl.batch([rtnl.veth_add(node.fabric_if, NODE_IF, fd, br) for node, fd in zip(plan.nodes, fds, strict=True)])
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def build_node(plan: ClusterPlan, node: NodePlan) -> None:
     """The node's fabric address and routes, its pod bridge, and one veth per pod."""
-    with netlink(node.netns) as ns:
-        _up(ns, "lo")
-        eth = _up(ns, NODE_IF)
-        ns.addr("add", index=eth, address=node.fabric_ip, prefixlen=FABRIC_NET.prefixlen)
-        ns.link("add", ifname=BRIDGE, kind="bridge")
-        br = _up(ns, BRIDGE)
-        ns.addr("add", index=br, address=node.gateway, prefixlen=24)
-        for other in plan.nodes:
-            if other.name != node.name:
-                ns.route("add", dst=other.pod_cidr, gateway=other.fabric_ip)
     pods = plan.pods_on(node.name)
     fds = [os.open(netns.path(pod.netns), os.O_RDONLY) for pod in pods]
-    try:  # one veth per pod, created on the bridge and up: one batch (rtnl.py)
+    try:
         with rtnl.Rtnl(node.netns) as nl:
+            eth = nl.link_index(NODE_IF)
+            nl.batch([rtnl.link_up(LOOPBACK_INDEX), rtnl.link_up(eth),
+                      rtnl.addr_add(eth, node.fabric_ip, FABRIC_NET.prefixlen), rtnl.bridge_add(BRIDGE)])
+            br = nl.link_index(BRIDGE)
+            nl.batch([rtnl.addr_add(br, node.gateway, 24)] +
+                     [rtnl.route_add(*_cidr(other.pod_cidr), gateway=other.fabric_ip)
+                      for other in plan.nodes if other.name != node.name])
+            # one veth per pod, created on the bridge and up: one batch
             nl.batch([rtnl.veth_add(pod.host_if, NODE_IF, fd, br) for pod, fd in zip(pods, fds, strict=True)])
             # only the gateway, never a neighbour, over the bridge
             nl.batch([rtnl.bridge_port_isolated(pod.host_if) for pod in pods])
     finally:
         for fd in fds:
             os.close(fd)
-
-
-LOOPBACK_INDEX = 1  # lo is the first interface of every namespace
 
 
 def build_pod(node: NodePlan, pod: PodPlan) -> None:
@@ -111,13 +118,13 @@ def build_pod(node: NodePlan, pod: PodPlan) -> None:
 def build_host(plan: ClusterPlan, netns_name: str, fabric_if: str, ip: str) -> None:
     """An extra host on the fabric: one veth to the fabric bridge, routes to every node's pods
     through that node (and nothing else)."""
-    with netlink(plan.fabric_netns) as ns:
-        ns.link("add", ifname=fabric_if, kind="veth", peer={"ifname": NODE_IF, "net_ns_fd": netns_name})
-        ns.link("set", index=ns.link_lookup(ifname=fabric_if)[0], master=ns.link_lookup(ifname=BRIDGE)[0],
-                state="up")
-    with netlink(netns_name) as ns:
-        _up(ns, "lo")
-        eth = _up(ns, NODE_IF)
-        ns.addr("add", index=eth, address=ip, prefixlen=FABRIC_NET.prefixlen)
-        for node in plan.nodes:
-            ns.route("add", dst=node.pod_cidr, gateway=node.fabric_ip)
+    fd = os.open(netns.path(netns_name), os.O_RDONLY)
+    try:
+        with rtnl.Rtnl(plan.fabric_netns) as nl:
+            nl.batch([rtnl.veth_add(fabric_if, NODE_IF, fd, nl.link_index(BRIDGE))])
+    finally:
+        os.close(fd)
+    with rtnl.Rtnl(netns_name) as nl:
+        eth = nl.link_index(NODE_IF)
+        nl.batch([rtnl.link_up(LOOPBACK_INDEX), rtnl.link_up(eth), rtnl.addr_add(eth, ip, FABRIC_NET.prefixlen)] +
+                 [rtnl.route_add(*_cidr(node.pod_cidr), gateway=node.fabric_ip) for node in plan.nodes])

@@ -1,9 +1,9 @@
-"""A few rtnetlink requests encoded here, for the steps that send them hundreds of times: a
-veth per pod in its node, and the pod's side of it (links.build_node, links.build_pod).
-pyroute2 does everything else; there, its cost per request (0.9 runs an event loop for
-each) was most of the time it takes to wire a 200-pod cluster. Here a node's veths are one
-batch of requests, a pod's configuration one lookup and one batch, each request
-acknowledged, every error raised with the request it answers."""
+"""The few rtnetlink requests that wiring a cluster takes, encoded here (links.py): links
+(veth pairs, bridges, up, bridge port isolation), addresses and routes. pyroute2's cost per
+request (0.9 runs an event loop for each) was most of the time it takes to wire a 200-pod
+cluster, and importing it ~0.2 s of every `up` and `down`; it serves the rest (faults,
+doctor). A node's veths are one batch of requests, a pod's configuration one lookup and
+one batch, each request acknowledged, every error raised with the request it answers."""
 
 from __future__ import annotations
 
@@ -53,6 +53,13 @@ def veth_add(ifname: str, peer: str, peer_netns_fd: int, master: int) -> tuple[i
     linkinfo = _attr(IFLA_INFO_KIND, b"veth\0") + _attr(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer_info))
     body = _IFINFO.pack(socket.AF_UNSPEC, 0, 0, IFF_UP, IFF_UP) + _attr(IFLA_IFNAME, ifname.encode() + b"\0") + \
         _attr(IFLA_MASTER, struct.pack("=I", master)) + _attr(IFLA_LINKINFO, linkinfo)
+    return RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body
+
+
+def bridge_add(ifname: str) -> tuple[int, int, bytes]:
+    """A bridge, up."""
+    body = _IFINFO.pack(socket.AF_UNSPEC, 0, 0, IFF_UP, IFF_UP) + _attr(IFLA_IFNAME, ifname.encode() + b"\0") + \
+        _attr(IFLA_LINKINFO, _attr(IFLA_INFO_KIND, b"bridge\0"))
     return RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body
 
 
