@@ -111,6 +111,23 @@ def kib(pid: int, field: str = "Pss:") -> int:
     return 0
 
 
+IDLE_WINDOW_S = 5.0
+
+
+def busy_cpus(seconds: float) -> float:
+    """CPUs kept busy, machine-wide, over `seconds` of doing nothing (the mesh up and idle:
+    its proxies' timers, the agents, anything else running)."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+
+    t0, i0 = sample()
+    time.sleep(seconds)
+    t1, i1 = sample()
+    return ((t1 - t0) - (i1 - i0)) / os.sysconf("SC_CLK_TCK") / seconds
+
+
 def mem_available_kib() -> int:
     with open("/proc/meminfo") as f:
         for line in f:
@@ -132,6 +149,7 @@ def measure(tree: Path, spec: Path, pods: int, env: dict, run_id: str) -> dict:
         edges = json.loads(cli(tree, "matrix", "--run", run_id, "--count", "1", "--json", env=env,
                                timeout=timeout, check=False).stdout or "[]")
         matrix_s = time.monotonic() - t1
+        idle_cpu = busy_cpus(IDLE_WINDOW_S)
         proxies = [kib(p["pid"]) / 1024 for p in st["proxies"] if p.get("pid")]
         agents = [kib(p["pid"]) / 1024 for p in st["pods"] if p.get("pid")]
         used_mib = (avail0 - mem_available_kib()) / 1024
@@ -145,7 +163,7 @@ def measure(tree: Path, spec: Path, pods: int, env: dict, run_id: str) -> dict:
             "flows_ok": sum(1 for e in edges if e.get("ok")), "flows": len(edges),
             "pss_proxy_mib": statistics.median(proxies) if proxies else 0.0,
             "pss_agent_mib": statistics.median(agents) if agents else 0.0,
-            "pss_total_mib": sum(proxies) + sum(agents), "mem_used_mib": used_mib,
+            "pss_total_mib": sum(proxies) + sum(agents), "mem_used_mib": used_mib, "idle_cpu": idle_cpu,
             **{f"{k}_s": timings.get(k, 0.0) for k in STEPS}}
 
 
@@ -188,8 +206,8 @@ def summary(rows: list[dict]) -> dict:
 
 def table(summ: dict) -> list[str]:
     cols = ["up_s", *[f"{s}_s" for s in STEPS], "ready_s", "matrix_s", "down_s", "pss_proxy_mib", "pss_agent_mib",
-            "mem_used_mib"]
-    heads = ["up", *STEPS, "ready", "matrix", "down", "PSS/proxy", "PSS/agent", "MemAv drop"]
+            "mem_used_mib", "idle_cpu"]
+    heads = ["up", *STEPS, "ready", "matrix", "down", "PSS/proxy", "PSS/agent", "MemAv drop", "idle CPUs"]
     lines = [f"{'pods':>5} {'variant':<13} {'runs':>4} " + " ".join(f"{h[:10]:>10}" for h in heads) +
              f" {'up ratio':>9} {'flows ok':>9}"]
     for size in sorted(summ):
@@ -260,7 +278,8 @@ def main() -> int:
                        f"{flows(scale_spec(*SIZES[s], s))} flows" for s in sizes)
     print(f"sidecar mesh, eBPF redirection (testbed/synthetic.py: {shapes})")
     print("medians; times in s, memory in MiB (MemAv drop: MemAvailable before up minus after the matrix, the "
-          "kernel's share included, moved by anything else running); up ratio = variant / after (> 1: it helps)")
+          "kernel's share included, moved by anything else running; idle CPUs: CPUs busy machine-wide over "
+          f"{IDLE_WINDOW_S:g} s with the mesh up and idle); up ratio = variant / after (> 1: it helps)")
     print("\n".join(table(summ)))
     for r in rows:
         if "skipped_need_mib" in r:

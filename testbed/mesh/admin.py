@@ -36,14 +36,53 @@ def ready(ns_name: str, port: int, epoch: int | None = None) -> bool:
     parent still answers on the same admin port until the new process has taken over."""
     try:
         if epoch is None:
-            status, body = request(ns_name, port, "/ready", timeout=0.5)
-            return status == 200 and body.strip() == "LIVE"
+            return _live(ns_name, port)
         status, body = request(ns_name, port, "/server_info", timeout=0.5)
         info = json.loads(body)
     except (OSError, ValueError):
         return False
     return status == 200 and info.get("state") == "LIVE" and \
         int(info.get("command_line_options", {}).get("restart_epoch", -1)) == epoch
+
+
+_READY = b"GET /ready HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+
+
+def _live(ns_name: str, port: int, timeout: float = 0.5) -> bool:
+    """/ready answered 200 LIVE, over a bare socket: the supervisor asks this of every
+    starting proxy many times a second, and http.client took a third of a millisecond of
+    CPU a question (~0.1 ms this way)."""
+    with netns.entered(ns_name):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with sock:
+        sock.settimeout(timeout)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(_READY)
+        answer = b""
+        while len(answer) < 4096:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].split()
+    if b"transfer-encoding: chunked" in head.lower():
+        body = _dechunk(body)
+    return len(status) >= 2 and status[1] == b"200" and body.strip() == b"LIVE"
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = b""
+    while data:
+        size_line, _, rest = data.partition(b"\r\n")
+        try:
+            size = int(size_line.split(b";")[0], 16)
+        except ValueError:
+            return b""
+        if size == 0:
+            break
+        out, data = out + rest[:size], rest[size + 2:]
+    return out
 
 
 def stats(ns_name: str, port: int, pattern: str | None = None) -> dict[str, int]:
