@@ -144,3 +144,12 @@ def test_a_bad_stats_setting_is_refused_with_its_line(text, problem):
     assert spec.loads_cluster((FIXTURES / "mesh.yaml").read_text()).mesh.stats == "istio"
     again = spec.loads_cluster(spec.to_yaml(spec.loads_cluster(source.replace(text, "mesh: {stats: all}"))))
     assert again.mesh.stats == "all"
+
+
+def test_the_readiness_answer_is_read_whole_from_a_chunked_body():
+    """The supervisor's bare-socket /ready reads Envoy's chunked answer (HTTP/1.1)."""
+    from testbed.mesh.admin import _dechunk
+
+    assert _dechunk(b"5\r\nLIVE\n\r\n0\r\n\r\n") == b"LIVE\n"
+    assert _dechunk(b"2\r\nLI\r\n3\r\nVE\n\r\n0\r\n\r\n") == b"LIVE\n"
+    assert _dechunk(b"zz\r\nLIVE") == b""  # not chunked after all: not LIVE
