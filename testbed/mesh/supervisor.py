@@ -193,11 +193,12 @@ class Supervisor:
 
     @staticmethod
     def _poll_interval(starting: int) -> float:
-        """Every tick while few proxies start (a restart is seen at once: a node proxy's
-        captured listeners are registered when it is ready), less often when many share the
-        CPUs and each takes longer: with 8 starting on 2 CPUs the readiness questions were
-        ~5 ms of the supervisor's CPU per proxy started."""
-        return min(POLL_MAX, TICK * max(1.0, starting / (os.cpu_count() or 1)))
+        """Every tick while a few proxies per CPU start (a restart is seen at once: a node
+        proxy's captured listeners are registered when it is ready; a small cluster is up
+        when its last proxy is seen ready), less often when many more share the CPUs and
+        each takes longer: with 8 starting per CPU, asking each every tick was ~5 ms of the
+        supervisor's CPU per proxy started."""
+        return min(POLL_MAX, TICK * max(1.0, starting / (4 * (os.cpu_count() or 1))))
 
     @staticmethod
     def _config_ready(m: Managed) -> bool:
